@@ -1,0 +1,40 @@
+"""The one place that decides who may see and change which server.
+
+Every page, HTMX fragment and API endpoint fetches its server through
+`get_server_for_user`: no membership means 404 (existence is not leaked), a
+membership without the capability means 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from accounts.models import Server
+from accounts.roles import Capability, role_allows
+
+
+def get_server_for_user(user: Any, server_id: int, capability: str = Capability.READ) -> Server:
+    server = Server.objects.for_user(user).filter(pk=server_id).first()
+    if server is None:
+        raise Http404("No such server.")
+    role = server.role_for(user)
+    if not role_allows(role, capability):
+        raise PermissionDenied(f"Your role on {server.name} does not allow this.")
+    server.user_role = role  # type: ignore[attr-defined]
+    return server
+
+
+def user_can(user: Any, server: Server, capability: str) -> bool:
+    return role_allows(server.role_for(user), capability)
+
+
+def is_site_admin(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_superuser)
+
+
+def require_site_admin(user: Any) -> None:
+    if not is_site_admin(user):
+        raise PermissionDenied("Only site administrators may do this.")

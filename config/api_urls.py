@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from accounts.api import login_not_required_view
+from accounts.views import api_docs
+
+urlpatterns = [
+    path("v1/", include("accounts.api_urls")),
+    path("schema/", login_not_required_view(SpectacularAPIView.as_view()), name="api_schema"),
+    path("docs/", api_docs, name="api_docs"),
+]

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("accounts/", include("allauth.urls")),
+    path("api/", include("config.api_urls")),
+    path("sandbox/", include("sandbox.urls")),
+    path("servers/<int:server_id>/sending/", include("sending.urls")),
+    path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
+    path("servers/<int:server_id>/contacts/", include("marketing.urls")),
+    path("servers/<int:server_id>/reports/", include("reporting.urls")),
+    path("", include("accounts.urls")),
+]

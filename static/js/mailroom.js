@@ -1,0 +1,56 @@
+// Small behaviours shared by every page. No inline scripts: the CSP forbids them.
+(function () {
+  "use strict";
+
+  function currentTheme() {
+    var explicit = document.documentElement.getAttribute("data-theme");
+    if (explicit === "light" || explicit === "dark") return explicit;
+    return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("[data-theme-toggle]");
+    if (toggle) {
+      var next = currentTheme() === "dark" ? "light" : "dark";
+      document.documentElement.setAttribute("data-theme", next);
+      try { localStorage.setItem("mailroom-theme", next); } catch (e) { /* ignore */ }
+      return;
+    }
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var source = document.querySelector(copy.getAttribute("data-copy"));
+      if (!source) return;
+      source.select();
+      var done = function () { copy.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(source.value).then(done, function () { document.execCommand("copy"); done(); });
+      } else {
+        document.execCommand("copy");
+        done();
+      }
+    }
+  });
+
+  // Destructive forms name what they destroy and ask first.
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  // htmx honours the same confirmation text on hx-* forms.
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !event.detail.question) {
+      event.preventDefault();
+      if (window.confirm(form.getAttribute("data-confirm"))) event.detail.issueRequest(true);
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-navigate]");
+    if (select && select.value) window.location.assign(select.value);
+  });
+})();
