@@ -277,7 +277,8 @@ class SandboxEvent(models.Model):
     """
 
     server = models.ForeignKey(SandboxServer, on_delete=models.CASCADE, related_name="events")
-    message = models.ForeignKey(SandboxMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    # Named `outbound` because `message_id` is the customer's MessageId string.
+    outbound = models.ForeignKey(SandboxMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=20, choices=EventType.choices)
     address = models.CharField(max_length=320)
     message_id = models.CharField(max_length=255, blank=True)
