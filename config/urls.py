@@ -6,6 +6,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/", include("config.api_urls")),
     path("sandbox/", include("sandbox.urls")),
+    path("hooks/", include("reporting.hooks_urls")),
     path("servers/<int:server_id>/sending/", include("sending.urls")),
     path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
     path("servers/<int:server_id>/contacts/", include("marketing.urls")),
