@@ -354,8 +354,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {
         "task": "accounts.tasks.beat_heartbeat",
-        "schedule": 60.0,
-        "options": {"expires": 50},
+        "schedule": 30.0,
+        "options": {"expires": 25},
     },
 }
 
