@@ -8,6 +8,14 @@ from accounts.models import Server, User
 from accounts.roles import Role
 
 
+class NoColonLabels:
+    """Labels sit above their inputs in our layout, so Django's trailing colon is dropped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 class SecretInput(forms.PasswordInput):
     """Write-only: never renders the stored value back into the page."""
 
@@ -15,7 +23,7 @@ class SecretInput(forms.PasswordInput):
         super().__init__(render_value=False, attrs={"autocomplete": "off", **kwargs.pop("attrs", {})}, **kwargs)
 
 
-class ServerForm(forms.ModelForm):
+class ServerForm(NoColonLabels, forms.ModelForm):
     api_key = forms.CharField(
         label="API key (v2)",
         required=False,
@@ -73,7 +81,7 @@ class ServerForm(forms.ModelForm):
         return {name: self.cleaned_data[name] for name in self.fields}
 
 
-class InviteForm(forms.Form):
+class InviteForm(NoColonLabels, forms.Form):
     email = forms.EmailField(label="E-mail address")
     server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False, empty_label="(no server yet)")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
@@ -83,12 +91,14 @@ class InviteForm(forms.Form):
         self.fields["server"].queryset = servers  # type: ignore[attr-defined]
 
 
-class MembershipForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True), label="User")
+class MembershipForm(NoColonLabels, forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=User.objects.filter(is_active=True), label="User", empty_label="Choose a user…"
+    )
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(NoColonLabels, forms.Form):
     server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False, empty_label="All servers")
     action = forms.CharField(required=False)
     actor = forms.CharField(required=False, label="Who")
@@ -100,5 +110,5 @@ class AuditFilterForm(forms.Form):
         self.fields["server"].queryset = servers  # type: ignore[attr-defined]
 
 
-class ApiTokenForm(forms.Form):
+class ApiTokenForm(NoColonLabels, forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “nightly export script”.")

@@ -8,12 +8,24 @@
     return window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
   }
 
+  // The toggle says whether dark mode is on, for screen readers and for its own styling.
+  function showTheme() {
+    var dark = currentTheme() === "dark";
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (button) {
+      button.setAttribute("aria-pressed", dark ? "true" : "false");
+      button.title = dark ? "Switch to light mode" : "Switch to dark mode";
+    });
+  }
+  showTheme();
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", showTheme);
+
   document.addEventListener("click", function (event) {
     var toggle = event.target.closest("[data-theme-toggle]");
     if (toggle) {
       var next = currentTheme() === "dark" ? "light" : "dark";
       document.documentElement.setAttribute("data-theme", next);
       try { localStorage.setItem("mailroom-theme", next); } catch (e) { /* ignore */ }
+      showTheme();
       return;
     }
     var copy = event.target.closest("[data-copy]");

@@ -1,0 +1,114 @@
+"""Who may give and take access to a server: its Admins and site administrators only."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import AuditLog, Membership, User
+from accounts.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def newcomer(db: None) -> User:
+    return User.objects.create_user("newcomer@example.com", "a long enough password 1")
+
+
+@pytest.mark.parametrize("persona", ["site_admin", "admin"])
+def test_a_server_admin_or_site_admin_gives_access(request, as_user, server, newcomer, persona):
+    actor = request.getfixturevalue(persona)
+    response = as_user(actor).post(
+        reverse("server_member_set", args=[server.pk]), {"user": newcomer.pk, "role": Role.MARKETING}
+    )
+    assert response.status_code == 302
+    assert Membership.objects.get(server=server, user=newcomer).role == Role.MARKETING
+    entry = AuditLog.objects.get(action="membership.set", target=newcomer.email)
+    assert entry.server == server
+    assert entry.actor == actor
+    assert entry.after == {"role": Role.MARKETING}
+
+
+def test_it_changes_an_existing_role_and_audits_before_and_after(as_user, admin, viewer, server):
+    as_user(admin).post(reverse("server_member_set", args=[server.pk]), {"user": viewer.pk, "role": Role.OPS})
+    assert Membership.objects.get(server=server, user=viewer).role == Role.OPS
+    entry = AuditLog.objects.get(action="membership.set", target=viewer.email)
+    assert entry.before == {"role": Role.VIEWER}
+    assert entry.after == {"role": Role.OPS}
+
+
+@pytest.mark.parametrize("persona", ["ops", "marketing", "viewer"])
+def test_other_roles_may_not_give_access(request, as_user, server, newcomer, persona):
+    actor = request.getfixturevalue(persona)
+    response = as_user(actor).post(
+        reverse("server_member_set", args=[server.pk]), {"user": newcomer.pk, "role": Role.ADMIN}
+    )
+    assert response.status_code == 403
+    assert not Membership.objects.filter(user=newcomer).exists()
+    assert not AuditLog.objects.filter(action="membership.set").exists()
+
+
+def test_a_viewer_cannot_promote_themselves(as_user, viewer, server):
+    response = as_user(viewer).post(
+        reverse("server_member_set", args=[server.pk]), {"user": viewer.pk, "role": Role.ADMIN}
+    )
+    assert response.status_code == 403
+    assert Membership.objects.get(user=viewer, server=server).role == Role.VIEWER
+
+
+def test_an_admin_of_another_server_gets_404(as_user, outsider, server, newcomer):
+    response = as_user(outsider).post(
+        reverse("server_member_set", args=[server.pk]), {"user": newcomer.pk, "role": Role.ADMIN}
+    )
+    assert response.status_code == 404
+    assert not Membership.objects.filter(user=newcomer).exists()
+
+
+def test_a_bad_choice_changes_nothing_and_says_so(as_user, admin, server):
+    client = as_user(admin)
+    response = client.post(reverse("server_member_set", args=[server.pk]), {"user": "", "role": "owner"}, follow=True)
+    assert "Choose a user and a role." in response.content.decode()
+    assert Membership.objects.filter(server=server).count() == 1  # the admin's own
+    assert not AuditLog.objects.filter(action="membership.set").exists()
+
+
+def test_an_inactive_user_cannot_be_given_access(as_user, admin, server, newcomer):
+    newcomer.is_active = False
+    newcomer.save()
+    as_user(admin).post(reverse("server_member_set", args=[server.pk]), {"user": newcomer.pk, "role": Role.VIEWER})
+    assert not Membership.objects.filter(user=newcomer).exists()
+
+
+@pytest.mark.parametrize("persona", ["site_admin", "admin"])
+def test_a_server_admin_or_site_admin_removes_access(request, as_user, server, viewer, persona):
+    actor = request.getfixturevalue(persona)
+    response = as_user(actor).post(reverse("server_member_remove", args=[server.pk, viewer.pk]), follow=True)
+    assert "viewer@example.com no longer has access to Acme-1." in response.content.decode()
+    assert not Membership.objects.filter(user=viewer, server=server).exists()
+    entry = AuditLog.objects.get(action="membership.remove", target=viewer.email)
+    assert entry.before == {"role": Role.VIEWER}
+    assert entry.server == server
+
+
+@pytest.mark.parametrize("persona", ["ops", "marketing"])
+def test_other_roles_may_not_remove_access(request, as_user, server, viewer, persona):
+    actor = request.getfixturevalue(persona)
+    assert as_user(actor).post(reverse("server_member_remove", args=[server.pk, viewer.pk])).status_code == 403
+    assert Membership.objects.filter(user=viewer, server=server).exists()
+
+
+def test_removing_someone_without_access_is_404(as_user, admin, server, newcomer):
+    response = as_user(admin).post(reverse("server_member_remove", args=[server.pk, newcomer.pk]))
+    assert response.status_code == 404
+
+
+def test_removal_is_post_only(as_user, admin, server, viewer):
+    assert as_user(admin).get(reverse("server_member_remove", args=[server.pk, viewer.pk])).status_code == 405
+    assert Membership.objects.filter(user=viewer, server=server).exists()
+
+
+def test_the_members_table_asks_before_removing_and_only_admins_see_it(as_user, admin, viewer, server):
+    body = as_user(admin).get(reverse("server_detail", args=[server.pk])).content.decode()
+    assert 'data-confirm="Remove viewer@example.com\'s access to Acme-1?"' in body
+    assert 'id="members-h"' not in as_user(viewer).get(reverse("server_detail", args=[server.pk])).content.decode()
