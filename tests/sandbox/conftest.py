@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django.fixtures import Settings
 
 from sandbox.models import Permission, SandboxAccount, SandboxApiKey, SandboxServer
 
@@ -28,7 +28,7 @@ class SandboxKeys:
 
 
 @pytest.fixture(autouse=True)
-def sandbox_enabled(settings: SettingsWrapper) -> None:
+def sandbox_enabled(settings: Settings) -> None:
     settings.SANDBOX_ENABLED = True
 
 
