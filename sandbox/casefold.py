@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import QueryDict
 
+
 class CIMap(Mapping[str, Any]):
     """A read-only mapping whose lookups ignore case; nested objects come back wrapped too."""
 
