@@ -357,6 +357,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Drains webhook events the receiver's wake-up missed; also the sweeper for stale raw rows.
+    "reporting-process-events": {
+        "task": "reporting.tasks.process_raw_events",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
+    "reporting-prune": {
+        "task": "reporting.tasks.prune_reporting",
+        "schedule": 3600.0,
+        "options": {"expires": 1800},
+    },
 }
 
 # --- REST API ---------------------------------------------------------------

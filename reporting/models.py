@@ -1,0 +1,391 @@
+"""Event webhooks and inbound parse: endpoints, the raw inbox, typed events, rollups.
+
+Flow (architecture.md "Work that must not be lost"): the receiver INSERTs a `RawEvent` with a unique
+`dedup_key` before it answers 200; `reporting.processing` turns unprocessed raw rows into `Event`s
+and `DailyRollup` counts in one transaction per batch, so a crash loses nothing and a re-run adds
+nothing. Payloads that cannot be understood become `DeadLetter`s that can be replayed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from accounts.fields import EncryptedTextField, mask
+from accounts.models import Server
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_validation_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def validate_networks(value: object) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Allowed networks must be a list of CIDR ranges.")
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError as exc:
+            raise ValidationError(f"{item!r} is not a network such as 142.0.176.0/20.") from exc
+
+
+def networks_allow(networks: list[str] | None, ip: str | None) -> bool:
+    """True when no networks are configured or `ip` is inside one of them."""
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if address in ipaddress.ip_network(str(net), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class EndpointBase(models.Model):
+    """What event and inbound receivers share: a secret URL, a shared secret, a validation key."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, blank=True)
+    secret_key = EncryptedTextField(default=new_secret)
+    validation_key = models.CharField(
+        max_length=100, default=new_validation_key, help_text="Returned in every answer; SocketLabs checks it."
+    )
+    allowed_networks = models.JSONField(
+        default=list, blank=True, validators=[validate_networks], help_text="Source networks (CIDR); empty means any."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return self.name or str(self.uuid)
+
+    @property
+    def masked_secret(self) -> str:
+        return mask(self.secret_key)
+
+    def allows_ip(self, ip: str | None) -> bool:
+        return networks_allow(self.allowed_networks, ip)
+
+
+class EventEndpoint(EndpointBase):
+    """One receiver URL for a server's event webhooks: /hooks/socketlabs/events/<uuid>/."""
+
+    # Counters kept by the processor in batches (never per request: that row would become a hot lock).
+    events_processed = models.PositiveBigIntegerField(default=0)
+    socketlabs_webhook_id = models.CharField(max_length=100, blank=True, help_text="Id at SocketLabs, if registered.")
+
+    class Meta(EndpointBase.Meta):
+        abstract = False
+
+    @property
+    def path(self) -> str:
+        return f"/hooks/socketlabs/events/{self.uuid}/"
+
+
+class EventType(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DEFERRED = "deferred", "Deferred"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    COMPLAINT = "complaint", "Complaint"
+    OPEN = "open", "Open"
+    CLICK = "click", "Click"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+
+
+class FailureType(models.TextChoices):
+    TEMPORARY = "temporary", "Temporary"
+    PERMANENT = "permanent", "Permanent"
+    SUPPRESSED = "suppressed", "Suppressed"
+
+
+class RawEventQuerySet(models.QuerySet["RawEvent"]):
+    def pending(self) -> RawEventQuerySet:
+        return self.filter(processed_at__isnull=True)
+
+
+class RawEvent(models.Model):
+    """The durable inbox: one row per distinct post, written before the receiver answers 200."""
+
+    # Few indexes on purpose: every btree costs time on the receiver's INSERT (limits.md §1, §3).
+    endpoint = models.ForeignKey(
+        EventEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    dedup_key = models.CharField(max_length=64)
+    payload = models.JSONField()
+    content_type = models.CharField(max_length=10, default="json")  # "json" or "form"
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    objects = RawEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-id",)
+        # A constraint rather than unique=True: PostgreSQL then skips the extra varchar_pattern_ops index.
+        constraints = [models.UniqueConstraint(fields=["dedup_key"], name="rawevent_unique_dedup_key")]
+        indexes = [
+            # The processor's claim: unprocessed rows in id order, a small partial index.
+            models.Index(fields=["id"], name="rawevent_pending", condition=models.Q(processed_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"raw event {self.pk} ({self.payload_type})"
+
+    @property
+    def payload_type(self) -> str:
+        if isinstance(self.payload, dict):
+            for key, value in self.payload.items():
+                if key.lower() == "type":
+                    return str(value)
+        return "?"
+
+
+class Event(models.Model):
+    """A typed event. One per raw row (unique `raw`), so reprocessing never duplicates."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    raw = models.OneToOneField(RawEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="event")
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    address = models.CharField(max_length=320, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    mailing_id = models.CharField(max_length=255, blank=True)
+    failure_type = models.CharField(max_length=20, choices=FailureType.choices, blank=True)
+    failure_code = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    url = models.TextField(blank=True)
+    user_agent = models.TextField(blank=True)
+    client_ip = models.CharField(max_length=45, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-id",)
+        indexes = [
+            models.Index(fields=["server", "-id"], name="event_server_recent"),
+            models.Index(fields=["server", "address", "occurred_at"], name="event_server_address"),
+            models.Index(fields=["server", "message_id"], name="event_server_message"),
+            models.Index(fields=["server", "mailing_id"], name="event_server_mailing"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.address} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def recipient_domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+class DailyRollup(models.Model):
+    """Event counts per server / day (server's time zone) / type / recipient domain / mailing id."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    recipient_domain = models.CharField(max_length=255, blank=True)
+    mailing_id = models.CharField(max_length=255, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-day", "type")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "day", "type", "recipient_domain", "mailing_id"], name="rollup_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.type} {self.recipient_domain or '-'} {self.mailing_id or '-'}: {self.count}"
+
+
+class DeadLetter(models.Model):
+    """A raw event the processor could not understand, kept with the reason until replayed."""
+
+    raw = models.ForeignKey(RawEvent, on_delete=models.CASCADE, related_name="dead_letters")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    error = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=["server", "replayed_at"], name="deadletter_server_open")]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.pk}: {self.error[:60]}"
+
+
+class Outcome(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Duplicate"
+    VALIDATION = "validation", "Validation"
+    UNAUTHORIZED = "unauthorized", "Bad secret"
+    FORBIDDEN = "forbidden", "Network not allowed"
+    MALFORMED = "malformed", "Malformed"
+    TOO_LARGE = "too_large", "Too large"
+    ERROR = "error", "Error"
+
+
+class RequestLog(models.Model):
+    """One row per receiver request, kept 7 days (beat prunes): status, latency, size."""
+
+    endpoint = models.ForeignKey(
+        EventEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    inbound_endpoint = models.ForeignKey(
+        "InboundEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # No constraint and no index: raw rows outlive their log rows (30 vs 7 days), and every index
+    # here is paid on each webhook request.
+    raw = models.ForeignKey(
+        RawEvent,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    latency_ms = models.FloatField(default=0)
+    body_size = models.PositiveIntegerField(default=0)
+    remote_ip = models.CharField(max_length=45, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ("-received_at", "-id")
+        indexes = [
+            models.Index(fields=["endpoint", "-received_at"], name="reqlog_endpoint_time"),
+            models.Index(fields=["received_at"], name="reqlog_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.received_at:%H:%M:%S} {self.status} {self.outcome}"
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class EffectKind(models.TextChoices):
+    SUPPRESS_BOUNCE = "suppress_bounce", "Suppress (permanent failure)"
+    SUPPRESS_COMPLAINT = "suppress_complaint", "Suppress (complaint)"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+
+
+class Effect(models.Model):
+    """A side effect an event calls for (suppression mirror, contact status), recorded for its owner app.
+
+    `reporting.effects.apply()` writes these in the processing transaction; the suppression and
+    marketing apps consume pending rows and set `applied_at`. Unique per event: replays add none.
+    """
+
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="effect")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=30, choices=EffectKind.choices)
+    address = models.CharField(max_length=320)
+    created_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-id",)
+        indexes = [
+            models.Index(fields=["server", "id"], name="effect_pending", condition=models.Q(applied_at__isnull=True))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.address}"
+
+
+# --- Inbound parse ---------------------------------------------------------------------------
+
+
+class InboundEndpoint(EndpointBase):
+    """One receiver URL for parsed inbound mail: /hooks/socketlabs/inbound/<uuid>/."""
+
+    messages_received = models.PositiveBigIntegerField(default=0)
+
+    class Meta(EndpointBase.Meta):
+        abstract = False
+
+    @property
+    def path(self) -> str:
+        return f"/hooks/socketlabs/inbound/{self.uuid}/"
+
+
+class InboundMessage(models.Model):
+    endpoint = models.ForeignKey(InboundEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    dedup_key = models.CharField(max_length=64)
+    received_at = models.DateTimeField(default=timezone.now)
+    mail_from = models.CharField(max_length=320, blank=True)
+    rcpt_to = models.CharField(max_length=320, blank=True)
+    remote_ip = models.CharField(max_length=45, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    from_name = models.CharField(max_length=320, blank=True)
+    subject = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    message_id = models.CharField(max_length=998, blank=True)
+    spam_score = models.FloatField(null=True, blank=True)
+    size = models.PositiveBigIntegerField(default=0, help_text="Bytes of the posted body.")
+    # The post minus SecretKey and attachment contents (those are files, see InboundAttachment).
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ("-received_at", "-id")
+        constraints = [models.UniqueConstraint(fields=["dedup_key"], name="inbound_unique_dedup_key")]
+        indexes = [models.Index(fields=["server", "-received_at"], name="inbound_server_time")]
+
+    def __str__(self) -> str:
+        return f"{self.from_address} → {self.rcpt_to}: {self.subject[:40]}"
+
+
+def inbound_storage_root() -> str:
+    return str(getattr(settings, "REPORTING_INBOUND_ROOT", "") or (settings.MEDIA_ROOT / "inbound"))
+
+
+class InboundAttachment(models.Model):
+    """An attachment or embedded part, stored as an inert file (no extension, never served inline)."""
+
+    message = models.ForeignKey(InboundMessage, on_delete=models.CASCADE, related_name="attachments")
+    name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=255, blank=True)
+    content_id = models.CharField(max_length=255, blank=True)
+    embedded = models.BooleanField(default=False)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    # Path relative to the inbound storage root.
+    path = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return self.name or self.path

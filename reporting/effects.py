@@ -1,0 +1,78 @@
+"""Side effects of events on other apps: the hook, not the work.
+
+Permanent failures, complaints and unsubscribes must update the local suppression mirror and the
+contact's status. Those belong to the `suppression` and `marketing` apps, so reporting only
+*records* what each new event calls for:
+
+* `apply(events)` runs inside the processing transaction with the events inserted by that batch
+  (never with re-processed ones), and writes one `Effect` row per event that needs one — unique
+  per event, so a replay or a re-run adds nothing.
+* After the transaction commits, the `effects_recorded` signal is sent with the new Effect ids.
+
+How an owner app consumes them (either way is safe to run twice):
+
+    from reporting.models import Effect
+    for effect in Effect.objects.filter(server=server, applied_at__isnull=True, kind__in=[...]):
+        ...  # upsert the suppression / set the contact status
+    Effect.objects.filter(pk__in=done).update(applied_at=timezone.now())
+
+or connect a receiver to `reporting.effects.effects_recorded` and enqueue its own task with the ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from reporting.models import Effect, EffectKind, Event, EventType, FailureType
+
+# Sent after commit with `effect_ids: list[int]`.
+effects_recorded = Signal()
+
+
+def kind_for(event: Event) -> str | None:
+    """Which effect an event calls for, if any."""
+    if not event.address:
+        return None
+    if event.type == EventType.FAILED and event.failure_type == FailureType.PERMANENT:
+        return EffectKind.SUPPRESS_BOUNCE
+    if event.type == EventType.COMPLAINT:
+        return EffectKind.SUPPRESS_COMPLAINT
+    if event.type == EventType.UNSUBSCRIBE:
+        return EffectKind.UNSUBSCRIBE
+    return None
+
+
+def needs_effect(*, type: str, failure_type: str, address: str) -> bool:
+    return kind_for(Event(type=type, failure_type=failure_type, address=address)) is not None
+
+
+def apply(events: Sequence[Event]) -> list[Effect]:
+    """Record the effects of newly inserted events (which must have primary keys)."""
+    effects = [
+        Effect(event_id=event.pk, server_id=event.server_id, kind=kind, address=event.address)
+        for event in events
+        if (kind := kind_for(event)) is not None
+    ]
+    if not effects:
+        return []
+    Effect.objects.bulk_create(effects, ignore_conflicts=True)
+    ids = list(
+        Effect.objects.filter(event_id__in=[e.event_id for e in effects], applied_at__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
+
+    def notify() -> None:
+        effects_recorded.send(sender=Effect, effect_ids=ids)
+
+    transaction.on_commit(notify, robust=True)
+    return effects
+
+
+def pending(**filters: Any) -> Any:
+    """Effects not yet applied by their owner app."""
+    return Effect.objects.filter(applied_at__isnull=True, **filters).order_by("id")
