@@ -95,12 +95,18 @@ def delete_server(*, request: HttpRequest | None, actor: Any, server: Server) ->
         server.delete()
 
 
-def client_for(server: Server) -> socketlabs.SocketLabsClient:
+def client_for(server: Server, **options: Any) -> socketlabs.SocketLabsClient:
+    """A client for this server's three APIs; `options` go to the client (e.g. `max_attempts=1`)."""
     return socketlabs.SocketLabsClient(
         server_id=server.socketlabs_id,
         api_url=server.effective_api_url,
         api_key=server.api_key or "",
+        inject_url=server.effective_inject_url,
+        injection_key=server.injection_key or "",
+        marketing_url=server.effective_marketing_url,
+        marketing_key=server.marketing_key or "",
         timeout=(settings.SOCKETLABS_CONNECT_TIMEOUT, settings.SOCKETLABS_READ_TIMEOUT),
+        **options,
     )
 
 

@@ -1,15 +1,35 @@
-"""One exception family for everything that can go wrong talking to SocketLabs."""
+"""One exception family for everything that can go wrong talking to SocketLabs.
+
+Every error carries:
+* `permanent` — True when retrying the same call cannot help (bad key, validation error,
+  missing resource, or an injection whose outcome is unknown and must not be re-sent);
+  False for transient failures (timeouts, 429, 5xx, connection problems) worth retrying later.
+* `status` — the HTTP status, or None when no answer came back.
+* `error_type` / `message` — taken from the answer's body when it has them
+  (API v2 `errors[0].errorType`, Injection API `ErrorCode`), else a plain description.
+* `errors` — every `ErrorDetail` the body listed (one per bad field on a 422).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of a v2 error body: `{"errorType": ..., "message": ...}`.
+
+    `field` is the request field the message is about, when the body says so (an explicit
+    `field`/`propertyName` key, or a message written as `"field: why"`).
+    """
+
+    error_type: str
+    message: str
+    field: str | None = None
+
 
 class SocketLabsError(Exception):
-    """Base of every client error.
-
-    `permanent` is True when retrying cannot help (bad key, validation error,
-    missing resource) and False for transient failures (timeouts, 429, 5xx),
-    which callers may retry later.
-    """
+    """Base of every client error."""
 
     permanent: bool = True
 
@@ -22,6 +42,8 @@ class SocketLabsError(Exception):
         permanent: bool | None = None,
         retry_after: float | None = None,
         body: object = None,
+        errors: list[ErrorDetail] | tuple[ErrorDetail, ...] | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -29,12 +51,24 @@ class SocketLabsError(Exception):
         self.error_type = error_type
         self.retry_after = retry_after
         self.body = body
+        self.errors: tuple[ErrorDetail, ...] = tuple(errors or ())
+        # How many HTTP calls the client made before giving up (set by the transport).
+        self.attempts = attempts
         if permanent is not None:
             self.permanent = permanent
 
     def __str__(self) -> str:
         prefix = f"HTTP {self.status}: " if self.status else ""
         return f"{prefix}{self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, error_type={self.error_type!r}, message={self.message!r})"
+        )
+
+
+class ConfigurationError(SocketLabsError):
+    """The client cannot make the call as configured (no key for that API, malformed base URL)."""
 
 
 class AuthenticationError(SocketLabsError):
@@ -56,9 +90,12 @@ class ConflictError(SocketLabsError):
 class ValidationError(SocketLabsError):
     """The request was refused as invalid (400/422); `errors` holds one entry per problem."""
 
-    def __init__(self, message: str, *, errors: list[dict[str, str]] | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.errors = errors or []
+    def field_errors(self) -> dict[str, list[str]]:
+        """Messages grouped by field (entries without a field are under "")."""
+        grouped: dict[str, list[str]] = {}
+        for detail in self.errors:
+            grouped.setdefault(detail.field or "", []).append(detail.message)
+        return grouped
 
 
 class TransientError(SocketLabsError):
@@ -76,22 +113,29 @@ class ServerError(TransientError):
 
 
 class ConnectError(TransientError):
-    """The host could not be reached (DNS, refused, connect timeout)."""
+    """The host could not be reached (DNS, refused, connect timeout, connection dropped)."""
 
 
 class TimeoutError(TransientError):  # noqa: A001 - deliberately named for callers: socketlabs.TimeoutError
-    """No answer in time after the request was sent."""
+    """No answer in time after the request was sent (read timeout, or HTTP 408)."""
+
+
+class CircuitOpenError(TransientError):
+    """Too many consecutive failures reaching this API: calls fail fast without any HTTP call.
+
+    `retry_after` holds the seconds until the breaker lets a call through again.
+    """
 
 
 class OutcomeUnknownError(SocketLabsError):
-    """An injection may have reached SocketLabs but no answer came back.
+    """An injection may have reached SocketLabs but no usable answer came back.
 
     Never retried automatically: retrying could send the same message twice.
-    Reconcile from event webhooks or reports instead.
+    Reconcile from event webhooks or reports instead (the MailingId/MessageId you sent).
     """
 
     permanent = True
 
 
 class ProtocolError(TransientError):
-    """The answer was not what the contract promises (not JSON, wrong shape)."""
+    """The answer was not what the contract promises (not JSON, wrong shape, unexpected redirect)."""
