@@ -138,7 +138,13 @@ def camel_keys(value: Any) -> Any:
 
 # --- request parsing ----------------------------------------------------------
 def json_body(request: HttpRequest) -> CIMap:
-    """The JSON object sent, with case-insensitive keys; an empty body is an empty object."""
+    """The JSON object sent, with case-insensitive keys; an empty body is an empty object.
+
+    A form-encoded body is read as flat fields: clients that put everything in the query string
+    (S2) sometimes still send an empty form, which must not be a 400.
+    """
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return CIMap(request.POST.dict())
     if not request.body.strip():
         return CIMap()
     try:

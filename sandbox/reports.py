@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Lower, StrIndex, Substr, TruncDate, TruncHour
 
 from sandbox.api_common import camel_keys, iso
@@ -111,7 +111,7 @@ def aggregate(
     elif group_by == "domain":
         key_expr = Lower(Substr("address", StrIndex("address", Value("@")) + Value(1, output_field=IntegerField())))
     else:
-        key_expr = "mailing_id"
+        key_expr = F("mailing_id")
     rows = qs.order_by().values(key=key_expr).annotate(count=Count("id")).order_by("key")
     return [{"key": _format_key(row["key"]), "count": row["count"]} for row in rows]
 
