@@ -272,7 +272,7 @@ def fast_insert(model: type[models.Model], objs: list[Any], *, with_ids: bool = 
             )
             for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = pk
-        columns = ([quote("id")] if with_ids else []) + [quote(f.column) for f in fields]
+        columns = ([quote("id")] if with_ids else []) + [quote(str(f.column)) for f in fields]
         json_columns = [isinstance(f, models.JSONField) for f in fields]
         attnames = [f.attname for f in fields]
         sql = f"COPY {quote(table)} ({', '.join(columns)}) FROM STDIN"

@@ -6,12 +6,12 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-import pytest
 from django.test import Client
 
 INJECT_PATH = "/sandbox/inject/api/v1/email"
@@ -129,8 +129,9 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 in a thread; test files wrap it in a `receiver` fixture."""
     box = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(box))
     box.port = server.server_address[1]
