@@ -11,5 +11,6 @@ urlpatterns = [
     path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
     path("servers/<int:server_id>/contacts/", include("marketing.urls")),
     path("servers/<int:server_id>/reports/", include("reporting.urls")),
+    path("servers/<int:server_id>/activity/", include("reporting.activity_urls")),
     path("", include("accounts.urls")),
 ]

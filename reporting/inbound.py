@@ -73,8 +73,8 @@ def _parts(message: dict[str, Any]) -> list[Part]:
     parts: list[Part] = []
     limit = conf.get("REPORTING_INBOUND_MAX_MESSAGE_BYTES")
     total = 0
-    for list_name, embedded in (("attachments", False), ("embeddedmedia", True)):
-        items = field(message, list_name) or []
+    for list_name, embedded in (("Attachments", False), ("EmbeddedMedia", True)):
+        items = field(message, list_name.lower()) or []
         if not isinstance(items, list):
             raise PayloadError(f"Message.{list_name} must be a list.")
         for index, item in enumerate(items):

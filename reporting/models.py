@@ -81,6 +81,10 @@ class EndpointBase(models.Model):
         return self.name or str(self.uuid)
 
     @property
+    def path(self) -> str:
+        raise NotImplementedError
+
+    @property
     def masked_secret(self) -> str:
         return mask(self.secret_key)
 

@@ -260,6 +260,9 @@ def event_hook(request: HttpRequest, endpoint_uuid: uuid.UUID) -> HttpResponse:
             raise Rejected(403, Outcome.FORBIDDEN, f"Source address {ip} is not in this endpoint's allowed networks.")
     except (PayloadError, Rejected) as exc:
         rejection = _as_rejection(exc)
+        if endpoint_id is None and rejection.status in (400, 413):
+            # The answer is the same either way; the log row goes to the endpoint's owner.
+            endpoint_id = EventEndpoint.objects.filter(uuid=endpoint_uuid).values_list("id", flat=True).first()
         return _log_rejection(
             request, started=started, endpoint_id=endpoint_id, inbound_id=None, error=rejection, size=size
         )
@@ -320,8 +323,10 @@ def inbound_hook(request: HttpRequest, endpoint_uuid: uuid.UUID) -> HttpResponse
             stored = inbound.store_message(endpoint=endpoint, data=data, size=size)
             outcome = Outcome.ACCEPTED if stored else Outcome.DUPLICATE
     except (PayloadError, inbound.TooLarge, Rejected) as exc:
-        inbound_id = endpoint.pk if endpoint else None
         error = _as_rejection(exc)
+        inbound_id = endpoint.pk if endpoint else None
+        if inbound_id is None and error.status in (400, 413):
+            inbound_id = InboundEndpoint.objects.filter(uuid=endpoint_uuid).values_list("id", flat=True).first()
         return _log_rejection(request, started=started, endpoint_id=None, inbound_id=inbound_id, error=error, size=size)
     RequestLog.objects.create(
         inbound_endpoint=endpoint,

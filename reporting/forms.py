@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django import forms
+
+from reporting.models import EventType
+
+
+class EndpointForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="A label for you, e.g. “production”.")
+    allowed_networks = forms.CharField(
+        label="Allowed source networks",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "142.0.176.0/20\n52.152.150.178/32"}),
+        help_text="One CIDR range per line; posts from elsewhere are refused with 403. Empty accepts any source. "
+        "SocketLabs posts from 142.0.176.0/20 and validates from 52.152.150.178.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean_allowed_networks(self) -> list[str]:
+        networks: list[str] = []
+        for line_number, line in enumerate(self.cleaned_data["allowed_networks"].replace(",", "\n").splitlines(), 1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError as exc:
+                raise forms.ValidationError(
+                    f"Line {line_number}: “{text}” is not a network such as 142.0.176.0/20."
+                ) from exc
+        return networks
+
+
+class ActivityFilterForm(forms.Form):
+    type = forms.ChoiceField(choices=[("", "All types"), *EventType.choices], required=False)
+    address = forms.CharField(required=False, max_length=320, label="Address contains")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class TimelineForm(forms.Form):
+    FIELDS = [("auto", "Any"), ("address", "Recipient address"), ("message", "Message id"), ("mailing", "Mailing id")]
+    q = forms.CharField(required=False, max_length=320, label="Search")
+    field = forms.ChoiceField(choices=FIELDS, required=False, initial="auto", label="In")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class RequestLogFilterForm(forms.Form):
+    OUTCOMES = [("", "All"), ("errors", "Errors only")]
+    show = forms.ChoiceField(choices=OUTCOMES, required=False, label="Show")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=320, label="Search subject, sender or recipient")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
