@@ -509,6 +509,10 @@ def _touch_key(key: SandboxApiKey, now: datetime) -> None:
         SandboxApiKey.objects.filter(pk=key.pk).update(last_used_on=now)
 
 
+# Requests refused before any work was done do not count against the rate limit.
+NOT_COUNTED = ("OverQuota", "InvalidAuthentication", "AccountDisabled")
+
+
 def over_quota(server: SandboxServer, now: datetime) -> bool:
     limit = server.rate_limit_per_minute
     if not limit:
@@ -517,7 +521,7 @@ def over_quota(server: SandboxServer, now: datetime) -> bool:
         SandboxRequestLog.objects.filter(
             server_id_value=server.server_id, api=API_NAME, created_on__gte=now - timedelta(minutes=1)
         )
-        .exclude(error_code__in=("OverQuota", "InvalidAuthentication"))
+        .exclude(error_code__in=NOT_COUNTED)
         .count()
     )
     return recent >= limit
