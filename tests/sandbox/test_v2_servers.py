@@ -193,12 +193,74 @@ def _sample_paths() -> list[str]:
 def test_every_sandbox_url_is_404_when_the_sandbox_is_off(
     client: Client, settings: Settings, sandbox_server: SandboxKeys, site_admin: User
 ) -> None:
-    settings.SANDBOX_ENABLED = False
     client.force_login(site_admin)
     paths = _sample_paths()
+    # Switched on, these answer (401/403/200…), so the 404s below come from the switch alone.
+    assert client.get("/sandbox/api/v2/servers/1").status_code == 401
+    assert client.get("/sandbox/").status_code == 200
+    settings.SANDBOX_ENABLED = False
     assert "/sandbox/api/v2/servers/1/suppressions/download" in paths
     assert "/sandbox/marketing/v1/lists" in paths
     for path in paths:
         for method in ("get", "post"):
             response = getattr(client, method)(path, **bearer(sandbox_server.api_key))
             assert response.status_code == 404, (method, path, response.status_code)
+
+
+EVERY_SERVER_PATH = [
+    ("get", ""),
+    ("get", "/api-keys"),
+    ("post", "/api-keys"),
+    ("delete", "/api-keys/1"),
+    ("get", "/credentials/injection-api"),
+    ("get", "/sending-domains"),
+    ("post", "/sending-domains"),
+    ("get", "/sending-domains/example.com"),
+    ("delete", "/sending-domains/example.com"),
+    ("post", "/sending-domains/example.com/verify"),
+    ("get", "/dkim/generate?domain=example.com&selector=s1"),
+    ("get", "/dkim"),
+    ("post", "/dkim"),
+    ("put", "/dkim/example.com?selector=s1"),
+    ("delete", "/dkim/example.com?selector=s1"),
+    ("get", "/bounce"),
+    ("post", "/bounce"),
+    ("put", "/bounce/example.com"),
+    ("delete", "/bounce/example.com"),
+    ("get", "/tracking"),
+    ("post", "/tracking"),
+    ("put", "/tracking/example.com"),
+    ("delete", "/tracking/example.com"),
+    ("get", "/suppressions?emailAddress=a@example.com"),
+    ("post", "/suppressions?emailAddress=a@example.com"),
+    ("delete", "/suppressions/remove?emailAddress=a@example.com"),
+    ("get", "/suppressions/search"),
+    ("get", "/suppressions/download"),
+    ("get", "/reports/delivered/overview"),
+    ("get", "/reports/failed/aggregate?groupBy=day"),
+    ("get", "/reports/complaints/list"),
+    ("get", "/reports/tracking/list"),
+    ("get", "/reports/messages/detail"),
+    ("get", "/reports/recipient-search/?toEmailAddress=a@example.com"),
+    ("get", "/streamscore"),
+    ("get", "/event-webhooks"),
+    ("post", "/event-webhooks"),
+    ("delete", "/event-webhooks/1"),
+    ("get", "/inbound-parse"),
+    ("post", "/inbound-parse"),
+    ("delete", "/inbound-parse/1"),
+]
+
+
+@pytest.mark.parametrize(("method", "rest"), EVERY_SERVER_PATH)
+def test_every_server_path_needs_an_api_key_for_that_server(
+    client: Client, sandbox_server: SandboxKeys, other_sandbox_server: SandboxKeys, method: str, rest: str
+) -> None:
+    path = server_url(sandbox_server, rest)
+    send = getattr(client, method)
+    assert_error(send(path, content_type="application/json"), 401, "Unauthorized")
+    assert_error(send(path, content_type="application/json", **bearer(sandbox_server.injection_key)), 403, "Forbidden")
+    assert_error(send(path, content_type="application/json", **bearer(other_sandbox_server.api_key)), 403, "Forbidden")
+    # And the right key gets past authentication (whatever the endpoint then says about the body).
+    allowed = send(path, content_type="application/json", **bearer(sandbox_server.api_key))
+    assert allowed.status_code in (200, 404, 422), allowed.content
