@@ -1,9 +1,19 @@
+"""How allauth, django-axes and allauth.usersessions fit Mailroom's rules.
+
+* Sign-up is closed: administrators invite people (`accounts.services.invite_user`).
+* Every successful login stamps the session (absolute lifetime) and is audited.
+* Axes counts failures per (e-mail, IP). allauth hands `authenticate()` the address as
+  `email=…`, not as the form field `login`, so axes needs `axes_username` to find it.
+* Ending sessions from the sessions page is audited.
+"""
+
 from __future__ import annotations
 
 import time
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.http import HttpRequest
 
 
@@ -20,3 +30,36 @@ class AccountAdapter(DefaultAccountAdapter):
 
         request.session[LOGIN_AT_KEY] = time.time()
         audit.record(action="login", request=request, actor=user, target=user.email)
+
+
+def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | None = None) -> str | None:
+    """The address a login attempt is for, normalised so `Bob@X` and `bob@x` share one counter."""
+    value: Any = None
+    if credentials:
+        value = credentials.get("email") or credentials.get("login") or credentials.get("username")
+    if not value and request is not None:
+        data = getattr(request, "data", None) or request.POST
+        value = data.get("login") or data.get("email") or data.get("username")
+    if not value:
+        return None
+    return str(value).strip().lower()
+
+
+class UserSessionsAdapter(DefaultUserSessionsAdapter):
+    """Ending sessions (the user's own "sign out other sessions") leaves an audit entry."""
+
+    def end_sessions(self, sessions: Any) -> None:
+        from allauth.core import context
+
+        from accounts import audit
+
+        sessions = list(sessions)
+        super().end_sessions(sessions)
+        request = getattr(context, "request", None)
+        for session in sessions:
+            audit.record(
+                action="session.end",
+                request=request,
+                target=str(getattr(session.user, "email", "")),
+                after={"ip": session.ip},
+            )

@@ -29,6 +29,16 @@ def check_production_services(app_configs: Any, **kwargs: Any) -> list[Warning]:
         )
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         problems.append(Warning("The database is SQLite.", hint="Set DATABASE_URL to PostgreSQL.", id="mailroom.W002"))
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        # allauth keeps used TOTP codes and its rate limits in the cache: per process, a code
+        # used on one gunicorn worker could be replayed on another.
+        problems.append(
+            Warning(
+                "The cache is per process (no REDIS_URL).",
+                hint="Set REDIS_URL so one-time codes and rate limits hold across workers.",
+                id="mailroom.W004",
+            )
+        )
     if settings.SANDBOX_ENABLED:
         problems.append(
             Warning("The SocketLabs sandbox is enabled.", hint="Set SANDBOX_ENABLED=false.", id="mailroom.W003")

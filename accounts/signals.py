@@ -1,7 +1,14 @@
+"""Authentication events into the audit log (ASVS 16.3.1): Django, allauth and axes signals.
+
+A successful login is recorded by `AccountAdapter.login`, after every login stage (MFA) passed.
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.signals import password_changed, password_reset, password_set
+from allauth.mfa.signals import authentication_failed, authenticator_added, authenticator_removed, authenticator_reset
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_out, user_login_failed
 from django.dispatch import receiver
@@ -9,14 +16,19 @@ from django.dispatch import receiver
 from accounts import audit
 
 
+def _email(user: Any) -> str:
+    return str(getattr(user, "email", "") or "")
+
+
 @receiver(user_logged_out)
 def _logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     if user is not None:
-        audit.record(action="logout", request=request, actor=user, target=user.email)
+        audit.record(action="logout", request=request, actor=user, target=_email(user))
 
 
 @receiver(user_login_failed)
 def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    # Django has already replaced the password in `credentials` with stars; only the address is kept.
     who = str(credentials.get("email") or credentials.get("username") or credentials.get("login") or "")
     audit.record(action="login.failed", request=request, actor=None, target=who)
 
@@ -24,3 +36,54 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None,
 @receiver(user_locked_out)
 def _locked_out(sender: Any, request: Any = None, username: str | None = None, **kwargs: Any) -> None:
     audit.record(action="login.locked_out", request=request, actor=None, target=username or "")
+
+
+@receiver(authentication_failed)
+def _mfa_failed(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    audit.record(action="mfa.failed", request=request, actor=None, target=_email(user))
+
+
+@receiver(authenticator_added)
+def _mfa_added(sender: Any, request: Any = None, user: Any = None, authenticator: Any = None, **kwargs: Any) -> None:
+    audit.record(
+        action=f"mfa.{getattr(authenticator, 'type', 'unknown')}.activate",
+        request=request,
+        actor=user,
+        target=_email(user),
+    )
+
+
+@receiver(authenticator_removed)
+def _mfa_removed(sender: Any, request: Any = None, user: Any = None, authenticator: Any = None, **kwargs: Any) -> None:
+    audit.record(
+        action=f"mfa.{getattr(authenticator, 'type', 'unknown')}.deactivate",
+        request=request,
+        actor=user,
+        target=_email(user),
+    )
+
+
+@receiver(authenticator_reset)
+def _mfa_reset(sender: Any, request: Any = None, user: Any = None, authenticator: Any = None, **kwargs: Any) -> None:
+    audit.record(
+        action=f"mfa.{getattr(authenticator, 'type', 'unknown')}.reset",
+        request=request,
+        actor=user,
+        target=_email(user),
+    )
+
+
+@receiver(password_changed)
+def _password_changed(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    audit.record(action="password.change", request=request, actor=user, target=_email(user))
+
+
+@receiver(password_set)
+def _password_set(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    audit.record(action="password.set", request=request, actor=user, target=_email(user))
+
+
+@receiver(password_reset)
+def _password_reset(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    # The invitation link is a password reset: this is also "invited user chose a password".
+    audit.record(action="password.reset", request=request, actor=user, target=_email(user))

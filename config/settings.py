@@ -223,11 +223,17 @@ ACCOUNT_RATE_LIMITS = {"login_failed": False}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Mailroom"
 USERSESSIONS_TRACK_ACTIVITY = True
+USERSESSIONS_ADAPTER = "accounts.adapters.UserSessionsAdapter"
+# The sign-in address is set by administrators (invitations); users do not add others.
+ACCOUNT_MAX_EMAIL_ADDRESSES = 1
 
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "login"
+# allauth passes the address to authenticate() as `email`, not `login`: without this axes
+# would count every failure under username None.
+AXES_USERNAME_CALLABLE = "accounts.adapters.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "account/lockout.html"
 AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
@@ -356,6 +362,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "accounts.tasks.beat_heartbeat",
         "schedule": 30.0,
         "options": {"expires": 25},
+    },
+    # Sandbox: post webhooks for simulated events as they fall due (a no-op when the sandbox is off).
+    "sandbox-dispatch-events": {
+        "task": "sandbox.tasks.dispatch_events",
+        "schedule": 2.0,
+        "options": {"expires": 1.5},
     },
     # Drains webhook events the receiver's wake-up missed; also the sweeper for stale raw rows.
     "reporting-process-events": {

@@ -18,6 +18,18 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 PASSWORD = "correct horse battery staple 42"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """The cache is a real Redis that outlives each test's rolled-back transaction: start empty.
+
+    Otherwise a cached "two-factor required", allauth's per-IP rate limits or a used TOTP
+    code from one test would leak into the next.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def server(db: None) -> Server:
     return Server.objects.create(
