@@ -513,17 +513,25 @@ class ReportsApi(_Group):
     """Delivered / failed / complaints / tracking reports as overview, aggregate or list; R1; R2; StreamScore."""
 
     @staticmethod
-    def _range(start_date: DateLike | None, end_date: DateLike | None) -> dict[str, Any]:
-        return {"startDate": _day(start_date), "endDate": _day(end_date)}
+    def _range(
+        start_date: DateLike | None, end_date: DateLike | None, tracking_type: str | None = None
+    ) -> dict[str, Any]:
+        """Dates as YYYY-MM-DD; `trackingType` (Open | Click | Unsubscribe) narrows tracking reports."""
+        return {"startDate": _day(start_date), "endDate": _day(end_date), "trackingType": tracking_type}
 
     def overview(
-        self, kind: ReportKind | str, *, start_date: DateLike | None = None, end_date: DateLike | None = None
+        self,
+        kind: ReportKind | str,
+        *,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        tracking_type: str | None = None,
     ) -> ReportOverview:
         return self._client._object(
             "reports.events",
             ReportOverview,
             path={"kind": ReportKind(kind), "view": "overview"},
-            params=self._range(start_date, end_date),
+            params=self._range(start_date, end_date, tracking_type),
         )
 
     def aggregate(
@@ -533,8 +541,9 @@ class ReportsApi(_Group):
         group_by: GroupBy | str = GroupBy.DAY,
         start_date: DateLike | None = None,
         end_date: DateLike | None = None,
+        tracking_type: str | None = None,
     ) -> builtins.list[AggregateRow]:
-        params = {**self._range(start_date, end_date), "groupBy": str(GroupBy(group_by))}
+        params = {**self._range(start_date, end_date, tracking_type), "groupBy": str(GroupBy(group_by))}
         data = self._client._data("reports.events", path={"kind": ReportKind(kind), "view": "aggregate"}, params=params)
         return [build(AggregateRow, item) for item in _items(data, "data")]
 
@@ -548,9 +557,10 @@ class ReportsApi(_Group):
         page_size: int = DEFAULT_PAGE_SIZE,
         sort_field: str | None = None,
         sort_direction: str | None = None,
+        tracking_type: str | None = None,
     ) -> Page[ReportEvent]:
         params = {
-            **self._range(start_date, end_date),
+            **self._range(start_date, end_date, tracking_type),
             "sortField": sort_field,
             "sortDirection": sort_direction,
             "pageNumber": page_number,
@@ -568,8 +578,13 @@ class ReportsApi(_Group):
         page_size: int = DEFAULT_PAGE_SIZE,
         sort_field: str | None = None,
         sort_direction: str | None = None,
+        tracking_type: str | None = None,
     ) -> Iterator[ReportEvent]:
-        params = {**self._range(start_date, end_date), "sortField": sort_field, "sortDirection": sort_direction}
+        params = {
+            **self._range(start_date, end_date, tracking_type),
+            "sortField": sort_field,
+            "sortDirection": sort_direction,
+        }
         path = {"kind": ReportKind(kind), "view": "list"}
         return self._client._iter_pages("reports.events", ReportEvent, params=params, path=path, page_size=page_size)
 
@@ -578,16 +593,21 @@ class ReportsApi(_Group):
         *,
         start_date: DateLike | None = None,
         end_date: DateLike | None = None,
-        filters: str | None = None,
+        filters: str | Mapping[str, str] | None = None,
         sort_field: str | None = None,
         sort_direction: str | None = None,
         page_number: int = 0,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Page[MessageDetail]:
-        """R1. `filters` is passed through as given (its syntax is unpublished)."""
+        """R1. `filters` goes as given, or a mapping becomes `field:value,field:value`.
+
+        The real syntax is unpublished; the sandbox reads `mailingId:spring,to:ann@example.net`.
+        """
+        if isinstance(filters, Mapping):
+            filters = ",".join(f"{k}:{v}" for k, v in filters.items())
         params = {
             **self._range(start_date, end_date),
-            "filters": filters,
+            "filters": filters or None,
             "sortField": sort_field,
             "sortDirection": sort_direction,
             "pageNumber": page_number,

@@ -596,3 +596,28 @@ def test_it_works_against_a_base_url_with_a_port_and_a_prefix(make_client, mocke
     mocked.get(f"http://127.0.0.1:54321/sandbox/api/v2/servers/{SERVER_ID}", json={"data": {"serverId": SERVER_ID}})
 
     assert client.get_server().server_id == SERVER_ID
+
+
+def test_it_narrows_tracking_reports_by_type(client: SocketLabsClient, mocked) -> None:
+    mocked.get(
+        f"{S}/reports/tracking/overview",
+        match=[q(startDate="2024-05-01", endDate="2024-05-02", trackingType="Click")],
+        json={"data": {"total": 3}},
+    )
+
+    assert (
+        client.reports.overview("tracking", start_date="2024-05-01", end_date="2024-05-02", tracking_type="Click").total
+        == 3
+    )
+
+
+def test_it_writes_message_filters_given_as_a_mapping(client: SocketLabsClient, mocked) -> None:
+    mocked.get(
+        f"{S}/reports/messages/detail",
+        match=[q(filters="mailingId:spring,to:ann@example.net", pageNumber=0, pageSize=100)],
+        json={"data": [], "total": 0},
+    )
+
+    page = client.reports.message_detail(filters={"mailingId": "spring", "to": "ann@example.net"})
+
+    assert page.items == () and page.total == 0
