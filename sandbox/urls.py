@@ -12,4 +12,6 @@ urlpatterns = [
     path("", include("sandbox.urls_api")),
     # Pages for people: /sandbox/ (messages, events, inbound simulation)
     path("", include("sandbox.urls_pages")),
+    # The inbound simulation page: /sandbox/inbound/
+    path("", include("sandbox.urls_inbound")),
 ]
