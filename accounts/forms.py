@@ -28,19 +28,19 @@ class ServerForm(NoColonLabels, forms.ModelForm):
         label="API key (v2)",
         required=False,
         widget=SecretInput(),
-        help_text="Used for management, suppressions and reports. Leave empty to keep the stored key.",
+        help_text="Used for management, suppressions and reports.",
     )
     injection_key = forms.CharField(
         label="Injection API key",
         required=False,
         widget=SecretInput(),
-        help_text="Used to send mail. Leave empty to keep the stored key.",
+        help_text="Used to send mail.",
     )
     marketing_key = forms.CharField(
         label="Marketing API key",
         required=False,
         widget=SecretInput(),
-        help_text="Used to sync contacts. Leave empty to keep the stored key.",
+        help_text="Used to sync contacts.",
     )
 
     class Meta:
@@ -64,7 +64,8 @@ class ServerForm(NoColonLabels, forms.ModelForm):
             for field in Server.SECRET_FIELDS:
                 stored = self.instance.masked(field)
                 if stored:
-                    self.fields[field].help_text = f"Stored: {stored}. Leave empty to keep it."
+                    # Append, so the field still says what the key is for.
+                    self.fields[field].help_text += f" Stored: {stored}. Leave empty to keep it."
         for field in ("api_key", "injection_key", "marketing_key"):
             self.initial.pop(field, None)
 

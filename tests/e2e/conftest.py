@@ -11,12 +11,17 @@ import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, expect
 
+import socketlabs
 from accounts.models import User
 from tests.conftest import PASSWORD
+from tests.sandbox.conftest import SandboxKeys, make_sandbox_server
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -80,6 +85,32 @@ class BrowserProblems:
         assert errors == [], f"console errors: {errors}"
 
 
+def _delete_instead_of_truncate(
+    ops: Any, style: Any, tables: list[str], *, reset_sequences: bool = False, allow_cascade: bool = False
+) -> list[str]:
+    if reset_sequences or not tables:
+        return list(_TRUNCATE(ops, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade))
+    # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED and the flush runs in one
+    # transaction, so the order of the deletes does not matter.
+    return ["SET CONSTRAINTS ALL DEFERRED", *(f"DELETE FROM {ops.quote_name(table)}" for table in tables)]
+
+
+_TRUNCATE = PostgresOperations.sql_flush
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
+    """Empty the database after a browser test with DELETE rather than TRUNCATE.
+
+    Browser tests need a transactional database (the live server answers from other threads),
+    which pytest-django empties after each test with one TRUNCATE of every table: about a second
+    for ~50 tables on PostgreSQL, most of a browser test's time. Deleting the few rows a test
+    wrote takes a few milliseconds. Only teardowns of tests in this directory are affected.
+    """
+    with mock.patch.object(PostgresOperations, "sql_flush", _delete_instead_of_truncate):
+        return (yield)
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
@@ -116,13 +147,20 @@ def page(context: BrowserContext, problems: BrowserProblems) -> Generator[Page]:
 
 
 @pytest.fixture(scope="session")
-def base_url(live_server: Any) -> str:
+def base_url(django_db_setup: None, live_server: Any) -> Generator[str]:
     """The live server's address, so pages open with relative URLs: `page.goto("/")`.
 
     pytest-django runs the server in a thread of this process on loopback (which pytest-socket
     allows) and gives every test that uses it a transactional database, flushed afterwards.
     """
-    return str(live_server.url)
+    # Browsers and the SocketLabs client keep HTTP connections alive, so a live-server thread
+    # can outlive its request; with persistent database connections it would keep a session
+    # open and PostgreSQL would refuse to drop the test database at the end. Close per request.
+    database = django_settings.DATABASES["default"]
+    kept = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
+    yield str(live_server.url)
+    database["CONN_MAX_AGE"] = kept
 
 
 @pytest.fixture
@@ -158,20 +196,33 @@ class ConnectionTarget:
     expected_badge_class: str
 
 
-@pytest.fixture
-def connection_target() -> ConnectionTarget:
-    """A closed loopback port for now, so the check fails fast with "Could not reach …".
+@pytest.fixture(autouse=True)
+def _fresh_circuit_breakers() -> Generator[None]:
+    """The SocketLabs client's circuit breakers are per process: one test's failures must not trip the next."""
+    socketlabs.default_breakers.reset()
+    yield
+    socketlabs.default_breakers.reset()
 
-    When the SocketLabs sandbox is mounted, return its API address, a server id and key it
-    knows, and "Connected to server …" / "Connected" / "status-ok": the flow test reads
-    everything from here.
+
+@pytest.fixture
+def sandbox(base_url: str, settings: Any) -> SandboxKeys:
+    """A server in the SocketLabs sandbox, served over real HTTP by the same live server."""
+    settings.SANDBOX_ENABLED = True
+    return make_sandbox_server()
+
+
+@pytest.fixture
+def connection_target(base_url: str, sandbox: SandboxKeys) -> ConnectionTarget:
+    """The sandbox's API v2 with a key it knows: "Test connection" succeeds.
+
+    Override this fixture to point the flow elsewhere (another server id, a wrong key, a closed
+    port): the flow test reads every expectation from here.
     """
-    api_url = "http://127.0.0.1:9/v2"
     return ConnectionTarget(
-        api_url=api_url,
-        socketlabs_id=10001,
-        api_key="A" * 20 + "." + "b" * 40,
-        expected_message=f"Could not reach {api_url}",
-        expected_status="Unreachable",
-        expected_badge_class="status-unreachable",
+        api_url=f"{base_url}/sandbox/api/v2",
+        socketlabs_id=sandbox.server_id,
+        api_key=sandbox.api_key,
+        expected_message=f"Connected to server {sandbox.server_id} ({sandbox.server.name}).",
+        expected_status="Connected",
+        expected_badge_class="status-ok",
     )

@@ -9,8 +9,16 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import AuditLog, Server
 from tests.e2e.conftest import BrowserProblems, ConnectionTarget
+from tests.sandbox.conftest import SandboxKeys
 
 pytestmark = pytest.mark.browser
+
+# The badge colours of the light theme (--ok, --danger): a status is a word and a colour.
+BADGE_COLOURS = {
+    "status-ok": "rgb(17, 99, 41)",
+    "status-auth_failed": "rgb(180, 35, 24)",
+    "status-unreachable": "rgb(180, 35, 24)",
+}
 
 
 def test_it_adds_a_server_and_tests_its_connection_in_place(
@@ -51,10 +59,32 @@ def test_it_adds_a_server_and_tests_its_connection_in_place(
     expect(badge).to_have_text(target.expected_status)
     expect(badge).to_have_class(re.compile(target.expected_badge_class))
     expect(page.locator("h1[data-still-here]")).to_have_count(1)  # no full page load
-    if target.expected_badge_class != "status-ok":
-        # Red in the light theme: the badge uses the danger colour, not just a word.
-        expect(badge).to_have_css("color", "rgb(180, 35, 24)")
-        expect(result).to_have_class(re.compile(r"\berror\b"))
+    expect(badge).to_have_css("color", BADGE_COLOURS[target.expected_badge_class])
 
     assert AuditLog.objects.filter(action="server.test_connection", server=server).count() == 1
+    page.goto("/")
+    expect(page.locator("#server-table")).to_contain_text(target.expected_status)
+    problems.assert_clean()
+
+
+def test_a_refused_key_shows_a_red_badge_and_says_what_to_do(
+    admin_page: Page, sandbox: SandboxKeys, base_url: str, problems: BrowserProblems
+) -> None:
+    server = Server.objects.create(
+        name="Wrong key",
+        socketlabs_id=sandbox.server_id,
+        api_url=f"{base_url}/sandbox/api/v2",
+        api_key="W" * 20 + "." + "w" * 40,
+    )
+    page = admin_page
+    page.goto(f"/servers/{server.pk}/")
+    page.get_by_role("button", name="Test connection").click()
+
+    result = page.get_by_test_id("connection-result")
+    expect(result).to_contain_text(f"SocketLabs refused the API key for server {sandbox.server_id} (401)")
+    expect(result).to_contain_text("Check the key under Admin → Servers.")
+    expect(result).to_have_class(re.compile(r"\berror\b"))
+    badge = page.locator("#connection-status .badge")
+    expect(badge).to_have_text("Key refused")
+    expect(badge).to_have_css("color", BADGE_COLOURS["status-auth_failed"])
     problems.assert_clean()

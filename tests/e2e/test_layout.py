@@ -21,6 +21,15 @@ pytestmark = pytest.mark.browser
 
 SHOTS = os.environ.get("MAILROOM_SCREENSHOTS", "")
 
+THEMES = ("light", "dark")
+
+OTHER_PAGES = [
+    ("users", "/admin/users/"),
+    ("audit", "/admin/audit/"),
+    ("tokens", "/profile/api-tokens/"),
+    ("add-server", "/servers/add/"),
+]
+
 
 def check_page(page: Page, name: str) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -54,15 +63,16 @@ def test_it_fits_every_width_in_both_themes(
     width: int,
 ) -> None:
     page.set_viewport_size({"width": width, "height": 860})
-    for theme in ("light", "dark"):
+    page.goto("/accounts/login/")
+    for theme in THEMES:
         page.emulate_media(color_scheme=theme)
-        page.context.clear_cookies()
-        page.goto("/accounts/login/")
         expect(page.get_by_role("heading", name="Sign in to Mailroom")).to_be_visible()
         check_page(page, f"login-{theme}-{width}")
-        log_in(site_admin)
-        page.goto("/")
-        check_page(page, f"dashboard-{theme}-{width}")
-        page.goto(f"/servers/{servers[0].pk}/")
-        check_page(page, f"server-{theme}-{width}")
+    log_in(site_admin)
+    pages = [("dashboard", "/"), ("server", f"/servers/{servers[0].pk}/"), *OTHER_PAGES]
+    for theme in THEMES:
+        page.emulate_media(color_scheme=theme)
+        for name, path in pages:
+            page.goto(path)
+            check_page(page, f"{name}-{theme}-{width}")
     problems.assert_clean()
