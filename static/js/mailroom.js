@@ -61,8 +61,28 @@
     }
   });
 
+  // The server switcher opens the chosen server. With a mouse, choosing is enough; with the
+  // keyboard, arrow keys only move the choice (Chromium fires "change" on every arrow press,
+  // which would leave the page before the user reaches the server they want) and Enter opens it.
+  var keyedChange = false;
+  document.addEventListener("keydown", function (event) {
+    var select = event.target.closest && event.target.closest("select[data-navigate]");
+    if (!select) return;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      if (select.value) window.location.assign(select.value);
+    } else if (event.key !== "Tab") {
+      keyedChange = true;
+    }
+  });
+  document.addEventListener("pointerdown", function () { keyedChange = false; });
   document.addEventListener("change", function (event) {
     var select = event.target.closest("select[data-navigate]");
-    if (select && select.value) window.location.assign(select.value);
+    if (!select) return;
+    if (keyedChange) {
+      keyedChange = false;
+      return;
+    }
+    if (select.value) window.location.assign(select.value);
   });
 })();

@@ -95,6 +95,22 @@ def test_the_server_switcher_navigates(
     problems.assert_clean()
 
 
+def test_with_the_keyboard_the_switcher_waits_for_enter(
+    admin_page: Page, server: Server, other_server: Server, problems: BrowserProblems
+) -> None:
+    page = admin_page
+    page.goto("/")
+    switcher = page.get_by_label("Server", exact=True)
+    switcher.focus()
+    switcher.press("ArrowDown")  # Acme-1
+    switcher.press("ArrowDown")  # Other-2: arrows move the choice without leaving the page
+    expect(switcher.locator("option:checked")).to_have_text("Other-2")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Servers")
+    switcher.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/servers/{other_server.pk}/$"))
+    problems.assert_clean()
+
+
 def test_removing_a_member_asks_first_and_a_no_changes_nothing(
     admin_page: Page, server: Server, viewer: User, problems: BrowserProblems
 ) -> None:
