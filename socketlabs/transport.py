@@ -15,7 +15,8 @@ Retry policy (shared/ecosystem.md §3.5 and R9):
   re-sent automatically: that could deliver the same mail twice.
 * 4xx other than 408/429 are never retried.
 * A circuit breaker per (base URL, server id) — shared by every client through a registry —
-  opens after 10 consecutive failed attempts and then fails calls fast for 60 s with
+  opens after 10 consecutive failed attempts (connection problems, timeouts, 5xx, non-JSON
+  answers; a 4xx or a 429 does not count, and any other answer resets the count) and then fails calls fast for 60 s with
   `CircuitOpenError`, making no HTTP call. After that, the next call is a trial: success
   closes the breaker, failure opens it again for another 60 s.
 """
@@ -357,9 +358,11 @@ class Transport:
             except _Failure as failure:
                 error = failure.error
                 error.attempts = attempt
-                if isinstance(error, errors.TransientError):
+                if isinstance(error, errors.RateLimitedError):
+                    pass  # a deliberate "slow down" from a healthy server: Retry-After handles it
+                elif isinstance(error, errors.TransientError):
                     breaker.record_failure(self.clock())
-                else:
+                elif not isinstance(error, errors.ConfigurationError):
                     breaker.record_success()  # the server answered: it is up
                 if not self._should_retry(endpoint, failure, attempt):
                     if endpoint.outcome_unknown and _may_have_been_taken(failure):

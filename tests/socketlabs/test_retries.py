@@ -445,3 +445,15 @@ def test_it_sends_every_call_with_the_configured_timeout(make_client, fake_time:
         client.inject(MESSAGE)
         list(client.suppressions.download())
     assert seen == [(2.0, 9.0)] * 3
+
+
+def test_a_429_does_not_count_toward_the_breaker(client: SocketLabsClient, mocked, fake_time: FakeTime) -> None:
+    for _ in range(15):
+        mocked.get(SERVER_URL, status=429, headers={"Retry-After": "1"})
+    for _ in range(3):
+        with pytest.raises(socketlabs.RateLimitedError):
+            client.get_server()
+    mocked.get(SERVER_URL, json=SERVER_JSON)
+
+    assert client.get_server().name == "Acme"  # not CircuitOpenError
+    assert len(mocked.calls) == 16
