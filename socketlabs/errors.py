@@ -120,10 +120,11 @@ class TimeoutError(TransientError):  # noqa: A001 - deliberately named for calle
     """No answer in time after the request was sent (read timeout, or HTTP 408)."""
 
 
-class CircuitOpenError(TransientError):
+class CircuitOpenError(ConnectError):
     """Too many consecutive failures reaching this API: calls fail fast without any HTTP call.
 
-    `retry_after` holds the seconds until the breaker lets a call through again.
+    A kind of `ConnectError` (the host was not even tried, because it has been failing), so
+    "could not reach" handling covers it. `retry_after` holds the seconds until a call is let through.
     """
 
 
