@@ -96,7 +96,8 @@ class MembershipForm(NoColonLabels, forms.Form):
     user = forms.ModelChoiceField(
         queryset=User.objects.filter(is_active=True), label="User", empty_label="Choose a user…"
     )
-    role = forms.ChoiceField(choices=Role.choices)
+    # The least access by default: giving Admin should be a deliberate choice.
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
 class AuditFilterForm(NoColonLabels, forms.Form):

@@ -112,3 +112,10 @@ def test_the_members_table_asks_before_removing_and_only_admins_see_it(as_user, 
     body = as_user(admin).get(reverse("server_detail", args=[server.pk])).content.decode()
     assert 'data-confirm="Remove viewer@example.com\'s access to Acme-1?"' in body
     assert 'id="members-h"' not in as_user(viewer).get(reverse("server_detail", args=[server.pk])).content.decode()
+
+
+def test_the_give_access_form_starts_at_the_least_access(as_user, admin, server):
+    body = as_user(admin).get(reverse("server_detail", args=[server.pk])).content.decode()
+    form = body[body.index('action="' + reverse("server_member_set", args=[server.pk])) :]
+    assert '<option value="viewer" selected>Viewer</option>' in form
+    assert '<option value="admin" selected>' not in form
