@@ -123,7 +123,9 @@ def check_connection(*, server: Server) -> ConnectionResult:
     if not server.api_key:
         return ConnectionResult(False, ServerStatus.AUTH_FAILED, f"No API key is stored for {where}. Add one first.")
     try:
-        info = client_for(server).get_server()
+        # One attempt: a person is waiting on the button, and the answer (even "unreachable")
+        # is what they asked for. Background work keeps the client's retries.
+        info = client_for(server, max_attempts=1).get_server()
     except socketlabs.AuthenticationError:
         return ConnectionResult(
             False,
@@ -151,9 +153,22 @@ def check_connection(*, server: Server) -> ConnectionResult:
             f"{server.effective_api_url} did not answer within {settings.SOCKETLABS_READ_TIMEOUT:g} s.",
         )
     except socketlabs.SocketLabsError as exc:
-        return ConnectionResult(False, ServerStatus.ERROR, f"SocketLabs answered with an error: {exc}")
+        detail = _without_secrets(str(exc), server)
+        return ConnectionResult(False, ServerStatus.ERROR, f"SocketLabs answered with an error: {detail}")
     name = f" ({info.name})" if info.name else ""
     return ConnectionResult(True, ServerStatus.OK, f"Connected to {where}{name}.")
+
+
+def _without_secrets(text: str, server: Server) -> str:
+    """Remote error text is shown and stored: a key it echoes back must not be."""
+    from accounts.fields import mask
+    from accounts.logging import mask_text
+
+    for field in Server.SECRET_FIELDS:
+        secret = getattr(server, field)
+        if secret:
+            text = text.replace(secret, mask(secret))
+    return mask_text(text)
 
 
 def test_connection(*, request: HttpRequest | None, actor: Any, server: Server) -> ConnectionResult:
