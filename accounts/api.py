@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_not_required
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -60,9 +61,14 @@ class ServerSerializer(serializers.ModelSerializer):
         return bool(obj.marketing_key)
 
 
+class ByIdCursorPagination(CursorPagination):
+    # DRF's cursor pagination orders by "-created" unless told otherwise; servers have "id".
+    ordering = "id"
+
+
 class ServerViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ServerSerializer
-    ordering = "id"
+    pagination_class = ByIdCursorPagination
 
     def get_queryset(self) -> Any:
         return Server.objects.for_user(self.request.user).order_by("id")

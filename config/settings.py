@@ -432,6 +432,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Empty handler lists drop Django's own unmasked defaults (console in DEBUG, mail_admins):
+        # these records reach the masked console handler through the root logger instead.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
     },
