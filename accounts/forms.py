@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import Server, User
+from accounts.models import Server
 from accounts.roles import Role
 
 
@@ -93,8 +93,10 @@ class InviteForm(NoColonLabels, forms.Form):
 
 
 class MembershipForm(NoColonLabels, forms.Form):
-    user = forms.ModelChoiceField(
-        queryset=User.objects.filter(is_active=True), label="User", empty_label="Choose a user…"
+    # An address, not a list of users: a server's Admin must not see who else uses this site.
+    email = forms.EmailField(
+        label="E-mail address",
+        help_text="Someone without an account yet gets a one-time link to choose a password.",
     )
     # The least access by default: giving Admin should be a deliberate choice.
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)

@@ -20,7 +20,7 @@ from accounts import access, audit, services
 from accounts.forms import ApiTokenForm, AuditFilterForm, InviteForm, MembershipForm, ServerForm
 from accounts.http import AuthedRequest
 from accounts.models import ApiToken, AuditLog, Heartbeat, Membership, Server, SiteSettings, User
-from accounts.roles import Capability
+from accounts.roles import Capability, Role
 
 
 @require_GET
@@ -106,13 +106,22 @@ def server_member_set(request: AuthedRequest, server_id: int) -> HttpResponse:
     server = access.get_server_for_user(request.user, server_id, Capability.MANAGE_SERVER)
     form = MembershipForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a user and a role.")
+        messages.error(request, "Enter an e-mail address and choose a role.")
         return redirect("server_detail", server_id=server.pk)
-    user = form.cleaned_data["user"]
-    services.set_membership(
-        request=request, actor=request.user, server=server, user=user, role=form.cleaned_data["role"]
-    )
-    messages.success(request, f"{user.email} is now {form.cleaned_data['role']} on {server.name}.")
+    email = form.cleaned_data["email"].strip().lower()
+    role = form.cleaned_data["role"]
+    user = User.objects.filter(email=email).first()
+    if user is not None and user == request.user and not request.user.is_superuser:
+        messages.error(request, "You cannot change your own access. Ask another Admin of this server.")
+        return redirect("server_detail", server_id=server.pk)
+    if user is not None and not user.is_active:
+        messages.error(request, f"{email} is deactivated. A site administrator can reactivate them first.")
+        return redirect("server_detail", server_id=server.pk)
+    if user is None:
+        invited, link = services.invite_user(request=request, actor=request.user, email=email, server=server, role=role)
+        return render(request, "accounts/user_invited.html", {"invited": invited, "link": link, "server": server})
+    services.set_membership(request=request, actor=request.user, server=server, user=user, role=role)
+    messages.success(request, f"{user.email} is now {Role(role).label} on {server.name}.")
     return redirect("server_detail", server_id=server.pk)
 
 
@@ -120,6 +129,9 @@ def server_member_set(request: AuthedRequest, server_id: int) -> HttpResponse:
 def server_member_remove(request: AuthedRequest, server_id: int, user_id: int) -> HttpResponse:
     server = access.get_server_for_user(request.user, server_id, Capability.MANAGE_SERVER)
     user = get_object_or_404(User, pk=user_id, memberships__server=server)
+    if user == request.user and not request.user.is_superuser:
+        messages.error(request, "You cannot remove your own access. Ask another Admin of this server.")
+        return redirect("server_detail", server_id=server.pk)
     services.set_membership(request=request, actor=request.user, server=server, user=user, role=None)
     messages.success(request, f"{user.email} no longer has access to {server.name}.")
     return redirect("server_detail", server_id=server.pk)

@@ -19,6 +19,14 @@ PASSWORD = "correct horse battery staple 42"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_circuit_breakers() -> None:
+    """The client's breakers are process-wide: failures in one test must not open them for the next."""
+    import socketlabs
+
+    socketlabs.default_breakers.reset()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     """The cache is a real Redis that outlives each test's rolled-back transaction: start empty.
 

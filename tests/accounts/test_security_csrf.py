@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import ApiToken, AuditLog, Server, SiteSettings, User
-from accounts.roles import Role
 from tests.accounts.test_url_sweep import Ids, all_routes, build_url, classify
 from tests.conftest import PASSWORD
 
@@ -92,14 +91,14 @@ def test_an_htmx_post_carries_the_token_from_the_body_tag(admin, reachable_nowhe
     assert AuditLog.objects.filter(action="server.test_connection").count() == 1
 
 
-def test_a_member_change_needs_the_token(admin, viewer, server):
-    client = strict(admin)
-    url = reverse("server_member_set", args=[server.pk])
-    assert client.post(url, {"user": viewer.pk, "role": Role.OPS}).status_code == 403
-    assert viewer.memberships.get().role == Role.VIEWER
-    token = form_token(client, reverse("server_detail", args=[server.pk]))
-    assert client.post(url, {"user": viewer.pk, "role": Role.OPS, "csrfmiddlewaretoken": token}).status_code == 302
-    assert viewer.memberships.get().role == Role.OPS
+def test_creating_an_api_token_needs_the_token(viewer):
+    client = strict(viewer)
+    url = reverse("api_tokens")
+    assert client.post(url, {"name": "forged"}).status_code == 403
+    assert not ApiToken.objects.filter(user=viewer).exists()
+    token = form_token(client, url)
+    assert client.post(url, {"name": "mine", "csrfmiddlewaretoken": token}).status_code == 200
+    assert ApiToken.objects.filter(user=viewer, name="mine").exists()
 
 
 def test_signing_out_needs_the_token(viewer):
