@@ -11,9 +11,11 @@ from allauth.account.signals import password_changed, password_reset, password_s
 from allauth.mfa.signals import authentication_failed, authenticator_added, authenticator_removed, authenticator_reset
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_out, user_login_failed
+from django.db.models.signals import pre_delete, pre_save
 from django.dispatch import receiver
 
 from accounts import audit
+from accounts.models import AuditLog
 
 
 def _email(user: Any) -> str:
@@ -87,3 +89,19 @@ def _password_set(sender: Any, request: Any = None, user: Any = None, **kwargs: 
 def _password_reset(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     # The invitation link is a password reset: this is also "invited user chose a password".
     audit.record(action="password.reset", request=request, actor=user, target=_email(user))
+
+
+# --- The audit log is append-only (ASVS 16.4.2) -----------------------------------------------
+class AuditLogIsAppendOnly(Exception):
+    """Audit rows are written once by `accounts.audit.record()` and never changed or deleted."""
+
+
+@receiver(pre_save, sender=AuditLog)
+def _refuse_audit_update(sender: Any, instance: AuditLog, raw: bool = False, **kwargs: Any) -> None:
+    if not raw and not instance._state.adding:
+        raise AuditLogIsAppendOnly(f"Audit entry {instance.pk} cannot be changed.")
+
+
+@receiver(pre_delete, sender=AuditLog)
+def _refuse_audit_delete(sender: Any, instance: AuditLog, **kwargs: Any) -> None:
+    raise AuditLogIsAppendOnly(f"Audit entry {instance.pk} cannot be deleted.")
