@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "REPORTING_RAW_RETENTION_DAYS": 30,
     # Per client IP per minute; more 401s than this are answered 429 and not logged.
     "REPORTING_UNAUTHORIZED_PER_MINUTE": 60,
+    # How long a web process remembers an event endpoint (saves a query per event; bounds how long a
+    # rotated secret or deleted endpoint stays accepted by *other* processes).
+    "REPORTING_ENDPOINT_CACHE_SECONDS": 1.0,
     # How long one drain task may run before it hands over to a fresh task.
     "REPORTING_DRAIN_SECONDS": 20,
 }

@@ -133,10 +133,18 @@ class RawEvent(models.Model):
     """The durable inbox: one row per distinct post, written before the receiver answers 200."""
 
     # Few indexes on purpose: every btree costs time on the receiver's INSERT (limits.md §1, §3).
+    # No database FK constraints on the two hot tables: each one is a trigger and a row lock on the
+    # parent per INSERT, paid by every webhook request. Django still cascades deletes itself.
     endpoint = models.ForeignKey(
-        EventEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        EventEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     dedup_key = models.CharField(max_length=64)
     payload = models.JSONField()
     content_type = models.CharField(max_length=10, default="json")  # "json" or "form"
@@ -258,7 +266,13 @@ class RequestLog(models.Model):
     """One row per receiver request, kept 7 days (beat prunes): status, latency, size."""
 
     endpoint = models.ForeignKey(
-        EventEndpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+        EventEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     inbound_endpoint = models.ForeignKey(
         "InboundEndpoint", null=True, blank=True, on_delete=models.CASCADE, related_name="+"

@@ -12,9 +12,11 @@ Answers: 200 (stored, duplicate, or validation ping; the body carries the valida
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -26,6 +28,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.fields import decrypt
 from reporting import conf, inbound
 from reporting.models import EventEndpoint, InboundEndpoint, Outcome, RequestLog, networks_allow
 from reporting.payloads import (
@@ -125,6 +128,80 @@ def _check_secret(data: dict[str, Any], expected: str | None) -> None:
         raise Rejected(401, Outcome.UNAUTHORIZED, "Unauthorized.")
 
 
+_ENDPOINT_SQL = (
+    "SELECT id, server_id, secret_key, validation_key, allowed_networks FROM reporting_eventendpoint WHERE uuid = %s"
+)
+
+
+@lru_cache(maxsize=1024)
+def _decrypt(token: str) -> str:
+    # Fernet costs tens of µs per call; a token always decrypts to the same secret, so remember it.
+    return decrypt(token) if token else ""
+
+
+EndpointRow = tuple[int | None, int, str | None, str, list[str]]
+_endpoint_cache: dict[uuid.UUID, tuple[float, EndpointRow]] = {}
+
+
+def _fetchone(sql: str, params: list[Any]) -> Any:
+    """Run one hot-path statement and return its first row.
+
+    On PostgreSQL this uses a server-side-binding psycopg cursor with a prepared statement instead of
+    Django's client-side-binding cursor: measured here, that halves the client CPU of the store and
+    spares the server from planning the CTE on every event. Queries are still recorded when Django
+    records queries (tests, debug), so query counts stay honest.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    import psycopg
+
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        row = cursor.fetchone()
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return row
+
+
+def _query_event_endpoint(endpoint_uuid: uuid.UUID) -> EndpointRow:
+    row = _fetchone(_ENDPOINT_SQL, [endpoint_uuid.hex if connection.vendor == "sqlite" else endpoint_uuid])
+    if row is None:
+        return None, 0, None, "", []
+    networks = row[4]
+    if isinstance(networks, str | bytes):
+        networks = json.loads(networks)
+    return int(row[0]), int(row[1]), _decrypt(row[2]), row[3], list(networks or [])
+
+
+def lookup_event_endpoint(endpoint_uuid: uuid.UUID) -> EndpointRow:
+    """(id, server id, secret, validation key, allowed networks) by URL uuid, for the hot path.
+
+    Plain SQL (the ORM would spend more CPU compiling this query than PostgreSQL spends answering
+    it), remembered per process for REPORTING_ENDPOINT_CACHE_SECONDS: a rotated secret or a deleted
+    endpoint takes effect in other processes within that time, at once in the one that changed it.
+    """
+    ttl = conf.get("REPORTING_ENDPOINT_CACHE_SECONDS")
+    now = time.monotonic()
+    if ttl:
+        cached = _endpoint_cache.get(endpoint_uuid)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    value = _query_event_endpoint(endpoint_uuid)
+    if ttl:
+        if len(_endpoint_cache) > 10_000:  # random uuids must not grow this without bound
+            _endpoint_cache.clear()
+        _endpoint_cache[endpoint_uuid] = (now + ttl, value)
+    return value
+
+
+def forget_endpoint(endpoint_uuid: uuid.UUID) -> None:
+    _endpoint_cache.pop(endpoint_uuid, None)
+
+
 def wake_processor(*, force: bool = False) -> None:
     """Enqueue the drain task unless one was enqueued during the last quiet period."""
     global _last_wake
@@ -176,25 +253,23 @@ def store_raw_event(
 ) -> int | None:
     """INSERT … ON CONFLICT (dedup_key) DO NOTHING plus the request-log row, atomically. None on a duplicate."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _PG_STORE,
-                [
-                    endpoint_id,
-                    server_id,
-                    key,
-                    canonical,
-                    kind,
-                    received_at,
-                    endpoint_id,
-                    key,
-                    received_at,
-                    latency_ms,
-                    body_size,
-                    remote_ip,
-                ],
-            )
-            row = cursor.fetchone()
+        row = _fetchone(
+            _PG_STORE,
+            [
+                endpoint_id,
+                server_id,
+                key,
+                canonical,
+                kind,
+                received_at,
+                endpoint_id,
+                key,
+                received_at,
+                latency_ms,
+                body_size,
+                remote_ip,
+            ],
+        )
         return int(row[0]) if row else None
     # SQLite has no data-modifying CTEs: two statements in one transaction.
     with transaction.atomic(), connection.cursor() as cursor:
@@ -248,12 +323,7 @@ def event_hook(request: HttpRequest, endpoint_uuid: uuid.UUID) -> HttpResponse:
         size = len(body)
         # Parse before looking the endpoint up, so a malformed body says nothing about whether the URL exists.
         data, kind = decode_body(body, request.content_type or "")
-        found = list(
-            EventEndpoint.objects.filter(uuid=endpoint_uuid).values_list(
-                "id", "server_id", "secret_key", "validation_key", "allowed_networks"
-            )[:1]
-        )
-        endpoint_id, server_id, secret, validation_key, networks = found[0] if found else (None, 0, None, "", [])
+        endpoint_id, server_id, secret, validation_key, networks = lookup_event_endpoint(endpoint_uuid)
         _check_secret(data, secret)
         ip = _remote_ip(request)
         if not networks_allow(networks, ip):

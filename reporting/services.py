@@ -22,7 +22,7 @@ from reporting.models import (
     RequestLog,
     new_secret,
 )
-from reporting.receivers import wake_processor
+from reporting.receivers import forget_endpoint, wake_processor
 
 EndpointModel = type[EventEndpoint] | type[InboundEndpoint]
 
@@ -67,6 +67,7 @@ def update_endpoint(
     endpoint.name = name
     endpoint.allowed_networks = allowed_networks
     endpoint.save(update_fields=["name", "allowed_networks"])
+    forget_endpoint(endpoint.uuid)
     audit.record(
         action="reporting.endpoint.update",
         request=request,
@@ -84,6 +85,7 @@ def rotate_secret(*, endpoint: EndpointBase, request: HttpRequest | None = None,
     endpoint.secret_key = secret
     endpoint.secret_rotated_at = timezone.now()
     endpoint.save(update_fields=["secret_key", "secret_rotated_at"])
+    forget_endpoint(endpoint.uuid)
     audit.record(
         action="reporting.endpoint.rotate_secret",
         request=request,
@@ -98,7 +100,9 @@ def delete_endpoint(*, endpoint: EndpointBase, request: HttpRequest | None = Non
     """Stored events and messages stay; only the URL stops accepting posts."""
     label = _label(endpoint)
     server = endpoint.server
+    endpoint_uuid = endpoint.uuid
     endpoint.delete()
+    forget_endpoint(endpoint_uuid)
     audit.record(action="reporting.endpoint.delete", request=request, actor=actor, server=server, target=label)
 
 

@@ -35,8 +35,10 @@ def _fresh_wake_state(settings: Any) -> Iterator[None]:
     # Redis is real and shared between tests: start each with no wake flag and no 401 counters.
     cache.clear()
     receivers._last_wake = 0.0
+    receivers._endpoint_cache.clear()
     yield
     cache.clear()
+    receivers._endpoint_cache.clear()
 
 
 @pytest.fixture
