@@ -62,10 +62,12 @@ from socketlabs.injectionapi.sendresult import SendResult  # noqa: E402
 def sdk_client(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int, str], Any]]:
     port = urlparse(live_server.url).port
     dialled: list[str] = []
+    opened: list[http.client.HTTPConnection] = []
 
     def connection(host: str, *args: Any, **kwargs: Any) -> http.client.HTTPConnection:
         dialled.append(host)
-        return http.client.HTTPConnection("127.0.0.1", port, timeout=kwargs.get("timeout", 30))
+        opened.append(http.client.HTTPConnection("127.0.0.1", port, timeout=kwargs.get("timeout", 30)))
+        return opened[-1]
 
     monkeypatch.setattr(httprequest.http.client, "HTTPSConnection", connection)
 
@@ -75,6 +77,10 @@ def sdk_client(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
         return client
 
     yield make
+    # The SDK never closes its connection; a kept-alive one would hold the server thread (and its
+    # database session) open past the test.
+    for conn in opened:
+        conn.close()
     assert set(dialled) <= {"localhost"}
 
 
@@ -230,10 +236,12 @@ def _stored(receipt: str) -> list[dict[str, Any]]:
 def test_r8_our_client_and_the_sdk_store_equivalent_messages(
     sdk_client: Callable[..., Any], sandbox_server: SandboxKeys, live_server: Any
 ) -> None:
+    session = requests.Session()
     ours = OurClient(
         server_id=sandbox_server.server_id,
         injection_key=sandbox_server.injection_key,
         inject_url=live_server.url + INJECT_PATH,
+        session=session,
     )
     sdk_basic = basic_message()
     sdk_basic.add_custom_header("X-Order", "42")
@@ -280,6 +288,7 @@ def test_r8_our_client_and_the_sdk_store_equivalent_messages(
         )
         assert _stored(our_receipt) == _stored(sdk_receipt)
         assert len(_stored(our_receipt)) == (1 if sdk_message is sdk_basic else 5)
+    session.close()  # a kept-alive connection would keep a server thread and its database session
 
 
 def test_r9_the_raw_pascal_case_request_stores_what_the_sdk_does(
