@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery import _state as celery_state
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from django.conf import settings
@@ -44,11 +45,18 @@ def worker_app() -> Iterator[Celery]:
     )
     app.loader.import_module("celery.contrib.testing.tasks")  # celery.ping, for the start-up check
     app.autodiscover_tasks(["accounts"], force=True)
+    # start_worker makes its app the current and default one; later tests' `.delay()` must go
+    # back to the project's app (config/celery.py), so remember and restore both.
+    previous_current, previous_default = celery_state.get_current_app(), celery_state.default_app
     task_postrun.connect(_close_worker_connections, weak=False)
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=True, shutdown_timeout=10):
-        yield app
-    task_postrun.disconnect(_close_worker_connections)
-    app.close()
+    try:
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=True, shutdown_timeout=10):
+            yield app
+    finally:
+        task_postrun.disconnect(_close_worker_connections)
+        previous_current.set_current()
+        celery_state.set_default_app(previous_default)
+        app.close()
 
 
 def test_a_task_goes_through_the_broker_and_comes_back(worker_app):
@@ -66,6 +74,21 @@ def test_the_heartbeat_task_writes_its_row_from_the_worker(worker_app):
     beat.refresh_from_db()
     assert beat.at > first  # updated in place, one row
     assert Heartbeat.objects.count() == 1
+
+
+def test_while_the_worker_runs_its_app_is_the_current_one(worker_app):
+    # start_worker switches the current app; the next test checks the fixture switched it back.
+    from celery import current_app
+
+    assert current_app.main == "mailroom-test"
+
+
+def test_after_the_worker_stops_tasks_go_to_the_project_app_again():
+    from celery import current_app
+
+    from config.celery import app
+
+    assert current_app._get_current_object() is app
 
 
 def test_the_beat_schedule_runs_the_heartbeat_more_often_than_health_calls_it_stale():
