@@ -29,9 +29,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def _strip_nul(value: Any) -> Any:
-    # PostgreSQL text and jsonb cannot hold U+0000; replace it rather than fail the insert.
+    """PostgreSQL cannot store U+0000 nor unpaired surrogates (JSON "\\ud800"): replace them, don't fail."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -68,7 +68,7 @@ def decode_body(body: bytes, content_type: str) -> tuple[dict[str, Any], str]:
         raise PayloadError(f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(data, dict):
         raise PayloadError("The body must be one JSON object (one event per request).")
-    if b"\\u0000" in body:
+    if b"\\u0000" in body or b"\\ud" in body or b"\\uD" in body:
         data = _strip_nul(data)
     return data, "json"
 

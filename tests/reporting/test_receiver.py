@@ -209,6 +209,15 @@ def test_it_keeps_nul_characters_out_of_the_database(client: Client, endpoint: E
     assert RawEvent.objects.get().payload["Address"] == "a\ufffdb@example.net"
 
 
+def test_it_keeps_unpaired_surrogates_out_of_the_database(client: Client, endpoint: EventEndpoint) -> None:
+    body = b'{"Type": "Delivered", "SecretKey": "whsec-abc", "Note": "x\\ud800y \\ud83d\\ude00"}'
+
+    response = post(client, url(endpoint), body)
+
+    assert response.status_code == 200
+    assert RawEvent.objects.get().payload["Note"] == "x?y \U0001f600"
+
+
 def test_it_answers_from_two_queries(client: Client, endpoint: EventEndpoint, django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(2):
         response = post(client, url(endpoint), fixture_bytes("delivered.json"))
