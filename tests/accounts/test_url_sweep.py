@@ -9,6 +9,7 @@ of today's views, so routes added later are covered automatically):
 * **page**: any view that needs login (the default under LoginRequiredMiddleware). Anonymous
   GET and POST → 302 to the sign-in page.
 * **api**: a `login_not_required` view under `/api/` (DRF authenticates itself). Anonymous → 401.
+  The only login-required pages under `/api/` are listed in API_PAGES.
 * **hook**: anything under `/hooks/` (SocketLabs pushes, secret in the body). Never a redirect
   to the sign-in page, never a 5xx.
 * **sandbox**: a `login_not_required` view under `/sandbox/` (the fake SocketLabs, its own API
@@ -69,6 +70,11 @@ VIEWER_MAY_POST: dict[str, str] = {
     "suppression:verify": "asks SocketLabs about one address and refreshes the local mirror; changes nothing there",
     "api-suppressions-check": "checks a list of addresses against the suppression list (the list is the body)",
 }
+
+# HTML pages under /api/ (login required, 302 when anonymous). Anything else under /api/ must be
+# a DRF view, which authenticates itself and answers 401: a plain Django view there would send
+# API clients to the sign-in page.
+API_PAGES: dict[str, str] = {"api_docs": "the readable list of API operations, for signed-in people"}
 
 LOGIN_PATH = reverse("account_login")
 UNSAFE = ("post", "put", "patch", "delete")
@@ -198,6 +204,14 @@ def test_every_public_route_is_on_the_allowlist(sweep):
     )
     stale = PUBLIC_ROUTES.keys() - public
     assert not stale, f"PUBLIC_ROUTES names {sorted(stale)}, which are no longer public routes: remove them."
+
+
+def test_everything_under_api_is_a_drf_endpoint_or_a_listed_page(sweep):
+    pages = {route.name for route, url, kind in sweep if url.startswith("/api/") and kind == "page"}
+    assert pages == set(API_PAGES), (
+        f"Under /api/, {sorted(pages - set(API_PAGES))} need login like pages: make them DRF views "
+        "(they answer 401 to API clients) or list them in API_PAGES."
+    )
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
