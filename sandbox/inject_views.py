@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -74,10 +75,13 @@ def inject_email(request: HttpRequest) -> HttpResponse:
         return response
     limits = injection.Limits.from_settings()
     data, early = _decode(request, limits)
+    method = request.method or "POST"
     if early is not None:
-        outcome = early
-    else:
-        try:
+        injection.log_request(outcome=early, method=method, path=request.path, now=now)
+        return _respond(request, early)
+    try:
+        # One transaction for the messages, their events and the log row: one commit per request.
+        with transaction.atomic():
             outcome = injection.inject(
                 data,
                 bearer=_bearer(request),
@@ -85,8 +89,9 @@ def inject_email(request: HttpRequest) -> HttpResponse:
                 now=now,
                 on_commit=enqueue_dispatch,
             )
-        except Exception:  # an answer the SDKs can parse, with a receipt to find the log line
-            outcome = injection.internal_error()
-            logger.exception("sandbox injection failed (receipt %s)", outcome.transaction_receipt)
-    injection.log_request(outcome=outcome, method=request.method or "POST", path=request.path, now=now)
+            injection.log_request(outcome=outcome, method=method, path=request.path, now=now)
+    except Exception:  # an answer the SDKs can parse, with a receipt to find the log line
+        outcome = injection.internal_error()
+        logger.exception("sandbox injection failed (receipt %s)", outcome.transaction_receipt)
+        injection.log_request(outcome=outcome, method=method, path=request.path, now=now)
     return _respond(request, outcome)

@@ -26,13 +26,12 @@ from sandbox import simulation
 from sandbox.models import (
     Permission,
     SandboxApiKey,
-    SandboxEvent,
-    SandboxMessage,
     SandboxRequestLog,
     SandboxServer,
     SandboxSuppression,
     key_hash,
 )
+from sandbox.simulation import Outbound
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +255,7 @@ class MessagePlan:
     index: int
     error_code: str | None = None
     address_results: list[dict[str, Any]] = field(default_factory=list)
-    outbound: list[SandboxMessage] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
 
     def result(self) -> dict[str, Any]:
         return {"Index": self.index, "ErrorCode": self.error_code, "AddressResults": self.address_results}
@@ -440,8 +439,8 @@ def _expand(raw: Any, ctx: RequestContext, plan: MessagePlan) -> None:  # noqa: 
             + attachment_bytes
         )
         plan.outbound.append(
-            SandboxMessage(
-                server=ctx.server,
+            Outbound(
+                server_id=ctx.server.pk,
                 transaction_receipt=ctx.receipt,
                 message_index=plan.index,
                 row_index=row_index,
@@ -585,7 +584,7 @@ def inject(
     )
 
 
-def recipients_of(message: SandboxMessage) -> Iterable[str]:
+def recipients_of(message: Outbound) -> Iterable[str]:
     for kind in (message.to, message.cc, message.bcc):
         for recipient in kind:
             yield recipient["emailAddress"]
@@ -594,7 +593,7 @@ def recipients_of(message: SandboxMessage) -> Iterable[str]:
 def store(
     *,
     server: SandboxServer,
-    outbound: list[SandboxMessage],
+    outbound: list[Outbound],
     now: datetime,
     on_commit: Callable[[], None] | None = None,
 ) -> int:
@@ -602,17 +601,16 @@ def store(
     if not outbound:
         return 0
     addresses = {a.casefold() for m in outbound for a in recipients_of(m)}
-    with transaction.atomic():
+    # No savepoint: inside the view's transaction a failure here fails the whole request anyway.
+    with transaction.atomic(savepoint=False):
         suppressed = set(
             SandboxSuppression.objects.filter(server=server, email_address__in=addresses).values_list(
                 "email_address", flat=True
             )
         )
-        simulation.fast_insert(SandboxMessage, outbound, with_ids=True)
-        events: list[SandboxEvent] = simulation.plan_events(
-            server=server, messages=outbound, now=now, suppressed=suppressed
-        )
-        simulation.fast_insert(SandboxEvent, events)
+        simulation.store_outbound(outbound)
+        events = simulation.plan_events(server=server, messages=outbound, now=now, suppressed=suppressed)
+        simulation.store_events(events)
         if on_commit is not None:
             transaction.on_commit(on_commit)
     return len(events)

@@ -12,9 +12,10 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -205,13 +206,28 @@ def recipients(message: SandboxMessage) -> Iterable[str]:
             yield recipient["emailAddress"]
 
 
+class PlannedEvent(NamedTuple):
+    """An event row to insert, fields in `EVENT_COLUMNS` order (payload still a dict)."""
+
+    server_id: int
+    outbound_id: int | None
+    type: str
+    address: str
+    message_id: str
+    mailing_id: str
+    due_at: datetime
+    happened: bool
+    payload: dict[str, Any]
+
+
 def plan_events(
-    *, server: SandboxServer, messages: Iterable[SandboxMessage], now: datetime, suppressed: set[str]
-) -> list[SandboxEvent]:
-    """Unsaved events for freshly inserted messages (they must have ids: the id seeds the outcome)."""
+    *, server: SandboxServer, messages: Iterable[Any], now: datetime, suppressed: set[str]
+) -> list[PlannedEvent]:
+    """The events of freshly stored messages (`Outbound` or `SandboxMessage`; the id seeds the outcome)."""
     delivery = timedelta(seconds=server.delivery_delay_seconds)
     tracking = timedelta(seconds=server.tracking_delay_seconds)
-    planned: list[SandboxEvent] = []
+    planned: list[PlannedEvent] = []
+    server_pk = server.pk
     for message in messages:
         rng = random.Random(server.seed + (message.pk or 0))
         url = ""
@@ -231,18 +247,66 @@ def plan_events(
                 url=url or "https://example.com/",
             ):
                 planned.append(
-                    SandboxEvent(
-                        server=server,
-                        outbound=message,
-                        type=event_type,
-                        address=address,
-                        message_id=message.message_id,
-                        mailing_id=message.mailing_id,
-                        due_at=due_at,
-                        payload=payload,
+                    PlannedEvent(
+                        server_pk, message.pk, event_type, address, message.message_id, message.mailing_id,
+                        due_at, False, payload,
                     )
-                )
+                )  # fmt: skip
     return planned
+
+
+@dataclass(slots=True)
+class Outbound:
+    """One outbound message before it is stored.
+
+    A plain object rather than a `SandboxMessage`: building model instances cost more than the
+    COPY that stores them. Fields are in `SandboxMessage` column order (`OUTBOUND_COLUMNS`).
+    """
+
+    server_id: int
+    transaction_receipt: str
+    message_index: int
+    row_index: int
+    message_id: str
+    mailing_id: str
+    from_address: str
+    from_name: str
+    reply_to: str
+    to: list[dict[str, str]]
+    cc: list[dict[str, str]]
+    bcc: list[dict[str, str]]
+    subject: str
+    text_body: str
+    html_body: str
+    amp_body: str
+    api_template: str
+    custom_headers: list[dict[str, str]]
+    metadata: list[dict[str, str]]
+    tags: list[str]
+    attachments: list[dict[str, Any]]
+    size: int
+    client: str
+    created_on: datetime
+    pk: int | None = None
+
+
+OUTBOUND_COLUMNS = [f.name for f in fields(Outbound) if f.name != "pk"]
+OUTBOUND_JSON = {"to", "cc", "bcc", "custom_headers", "metadata", "tags", "attachments"}
+
+
+def store_outbound(messages: list[Outbound]) -> None:
+    """Give the messages ids and insert them (call inside a transaction)."""
+    for message, pk in zip(messages, reserve_ids(SandboxMessage, len(messages)), strict=True):
+        message.pk = pk
+    getters = [
+        (lambda m, n=name: json.dumps(getattr(m, n))) if name in OUTBOUND_JSON else attrgetter(name)
+        for name in OUTBOUND_COLUMNS
+    ]
+    copy_rows(SandboxMessage, ["id", *OUTBOUND_COLUMNS], ([m.pk, *[g(m) for g in getters]] for m in messages))
+
+
+def store_events(events: list[PlannedEvent]) -> None:
+    copy_rows(SandboxEvent, EVENT_COLUMNS, ([*e[:8], json.dumps(e.payload)] for e in events))
 
 
 def suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
@@ -257,40 +321,6 @@ def suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
 
 
 # --- fast inserts ---------------------------------------------------------------------------
-
-
-def fast_insert(model: type[models.Model], objs: list[Any], *, with_ids: bool = False) -> None:
-    """Insert unsaved rows: COPY on PostgreSQL, `bulk_create` elsewhere.
-
-    COPY is several times cheaper than the ORM's INSERT for thousands of rows (limits.md §1), which
-    is what a 10,000-recipient merge needs. With `with_ids`, ids are drawn from the table's identity
-    sequence first so the objects can be referenced (events point at their message).
-    """
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objs, batch_size=1000)
-        return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    if with_ids:
-        for obj, pk in zip(objs, reserve_ids(model, len(objs)), strict=True):
-            obj.pk = pk
-    attnames = [f.attname for f in fields]
-    json_columns = [isinstance(f, models.JSONField) for f in fields]
-    rows = (
-        [
-            json.dumps(getattr(obj, name)) if is_json else getattr(obj, name)
-            for name, is_json in zip(attnames, json_columns, strict=True)
-        ]
-        for obj in objs
-    )
-    if with_ids:
-        copy_rows(model, ["id", *attnames], ([obj.pk, *row] for obj, row in zip(objs, rows, strict=True)))
-    else:
-        copy_rows(model, attnames, rows)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
 
 
 def reserve_ids(model: type[models.Model], count: int) -> list[int]:
