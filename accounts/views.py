@@ -275,7 +275,7 @@ def health(request: AuthedRequest) -> JsonResponse:
         # The URL is read per request (not from the app's cached config) so the check follows
         # settings; one quick retry keeps a dead broker from stalling the load balancer.
         with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=2)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=1, timeout=2)
         checks["broker"] = {"ok": True}
     except Exception as exc:
         checks["broker"] = {"ok": False, "error": type(exc).__name__}
