@@ -213,7 +213,7 @@ def _stored_copy(payload: dict[str, Any]) -> dict[str, Any]:
     secret = str(stored.get("SecretKey") or "")
     stored["SecretKey"] = f"••••{secret[-4:]}" if len(secret) > 8 else "••••"
     for key in ("Attachments", "EmbeddedMedia"):
-        for item in stored["Message"].get(key) or []:
+        for item in (stored.get("Message") or {}).get(key) or []:
             item["Content"] = f"<{len(base64.b64decode(item['Content']))} bytes>"
     return stored
 
@@ -267,6 +267,20 @@ def post(endpoint: SandboxInboundEndpoint, payload: dict[str, Any]) -> SandboxIn
     return SandboxInboundPost.objects.create(
         endpoint=endpoint, payload=_stored_copy(payload), status_code=status, validated=validated, error=error[:500]
     )
+
+
+def validate_endpoint(endpoint: SandboxInboundEndpoint) -> bool:
+    """Post the JSON `Validation` request to a newly registered inbound endpoint (§6).
+
+    It passes when the endpoint answers 200 with its validation key in the body; the outcome is
+    kept in `endpoint.status` ("Active" or "Failed") and as a `SandboxInboundPost`.
+    """
+    payload = {"Type": "Validation", "ServerId": endpoint.server.server_id, "SecretKey": endpoint.secret_key}
+    record = post(endpoint, payload)
+    passed = record.status_code == 200 and record.validated
+    endpoint.status = "Active" if passed else "Failed"
+    SandboxInboundEndpoint.objects.filter(pk=endpoint.pk).update(status=endpoint.status)
+    return passed
 
 
 def receive(

@@ -303,3 +303,25 @@ def test_the_page_reports_a_failed_post(
         follow=True,
     )
     assert b"failed: HTTP 500" in response.content
+
+
+# --- endpoint validation ---------------------------------------------------------------------------------
+
+
+def test_validating_an_inbound_endpoint_wants_its_validation_key_back(
+    parse_endpoint: SandboxInboundEndpoint, receiver: Receiver
+) -> None:
+    assert inbound.validate_endpoint(parse_endpoint) is True
+    sent = receiver.on("/inbound")[0].json()
+    assert sent == {
+        "Type": "Validation",
+        "ServerId": parse_endpoint.server.server_id,
+        "SecretKey": "inbound-secret-0001",
+    }
+    parse_endpoint.refresh_from_db()
+    assert parse_endpoint.status == "Active"
+    receiver.answer("/inbound", (200, "ok but no key"))
+    assert inbound.validate_endpoint(parse_endpoint) is False
+    parse_endpoint.refresh_from_db()
+    assert parse_endpoint.status == "Failed"
+    assert SandboxInboundPost.objects.filter(endpoint=parse_endpoint).count() == 2
