@@ -106,6 +106,60 @@ def delete_endpoint(*, endpoint: EndpointBase, request: HttpRequest | None = Non
     audit.record(action="reporting.endpoint.delete", request=request, actor=actor, server=server, target=label)
 
 
+def register_event_endpoint(
+    *, endpoint: EventEndpoint, url: str, request: HttpRequest | None = None, actor: Any = None
+) -> str:
+    """Register the endpoint's URL and secret at SocketLabs (API v2 event-webhooks); returns its id there.
+
+    SocketLabs posts a Validation event to the URL while registering, which this receiver answers.
+    Raises `socketlabs.SocketLabsError` (its message is shown to the user) when SocketLabs refuses.
+    """
+    from accounts.services import client_for
+
+    client = client_for(endpoint.server)
+    webhook = client.event_webhooks.create(url=url, secret_key=endpoint.secret_key, events=[], format="json")
+    previous = endpoint.socketlabs_webhook_id
+    endpoint.socketlabs_webhook_id = webhook.id
+    endpoint.save(update_fields=["socketlabs_webhook_id"])
+    if previous and previous != webhook.id:
+        _unregister_quietly(client, previous)
+    audit.record(
+        action="reporting.webhook_endpoint.register",
+        request=request,
+        actor=actor,
+        server=endpoint.server,
+        target=_label(endpoint),
+        after={"url": url, "socketlabs_webhook_id": webhook.id, "status": webhook.status},
+    )
+    return webhook.id
+
+
+def _unregister_quietly(client: Any, webhook_id: str) -> bool:
+    import socketlabs
+
+    try:
+        client.event_webhooks.delete(webhook_id)
+    except socketlabs.NotFoundError:
+        return True
+    except socketlabs.SocketLabsError:
+        return False
+    return True
+
+
+def unregister_event_endpoint(*, endpoint: EventEndpoint) -> bool:
+    """Remove the registration at SocketLabs, if any; False when SocketLabs could not be told."""
+    if not endpoint.socketlabs_webhook_id:
+        return True
+    from accounts.services import client_for
+
+    done = _unregister_quietly(client_for(endpoint.server), endpoint.socketlabs_webhook_id)
+    if done:
+        endpoint.socketlabs_webhook_id = ""
+        if endpoint.pk:
+            EventEndpoint.objects.filter(pk=endpoint.pk).update(socketlabs_webhook_id="")
+    return done
+
+
 def replay_raw_events(
     *, server: Server, raw_ids: Sequence[int], request: HttpRequest | None = None, actor: Any = None
 ) -> int:

@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("endpoints/<slug:kind>/", views.endpoints, name="endpoints"),
     path("endpoints/<slug:kind>/<int:pk>/", views.endpoint_detail, name="endpoint_detail"),
     path("endpoints/<slug:kind>/<int:pk>/rotate/", views.endpoint_rotate, name="endpoint_rotate"),
+    path("endpoints/<slug:kind>/<int:pk>/register/", views.endpoint_register, name="endpoint_register"),
     path("endpoints/<slug:kind>/<int:pk>/delete/", views.endpoint_delete, name="endpoint_delete"),
     path("requests/", views.request_log, name="request_log"),
     path("requests/replay/", views.replay, name="replay"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -21,6 +22,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+import socketlabs
 from accounts import access
 from accounts.http import AuthedRequest
 from accounts.models import Server
@@ -174,8 +176,40 @@ def endpoint_detail(request: AuthedRequest, server_id: int, kind: str, pk: int) 
 def endpoint_rotate(request: AuthedRequest, server_id: int, kind: str, pk: int) -> HttpResponse:
     server, endpoint = _endpoint(request, server_id, kind, pk, Capability.OPS)
     secret = services.rotate_secret(endpoint=endpoint, request=request, actor=request.user)
+    if isinstance(endpoint, EventEndpoint) and endpoint.socketlabs_webhook_id:
+        try:
+            services.register_event_endpoint(
+                endpoint=endpoint, url=_public_url(request, endpoint.path), request=request, actor=request.user
+            )
+        except socketlabs.SocketLabsError as exc:
+            messages.error(request, f"New secret in force, but SocketLabs did not take it: {exc.message}")
+        else:
+            messages.success(request, "New secret in force and registered at SocketLabs.")
+            return _detail(request, server, kind, endpoint, new_secret=secret)
     messages.warning(request, "New secret in force now. Give it to SocketLabs: posts with the old one get 401.")
     return _detail(request, server, kind, endpoint, new_secret=secret)
+
+
+def _public_url(request: AuthedRequest, path: str) -> str:
+    base = getattr(settings, "REPORTING_PUBLIC_BASE_URL", "")
+    return base.rstrip("/") + path if base else request.build_absolute_uri(path)
+
+
+@require_POST
+def endpoint_register(request: AuthedRequest, server_id: int, kind: str, pk: int) -> HttpResponse:
+    """Register (or re-register after a rotation) the endpoint at SocketLabs through API v2."""
+    if kind != "events":
+        raise Http404("Only event endpoints are registered through the API here.")
+    server, endpoint = _endpoint(request, server_id, kind, pk, Capability.OPS)
+    try:
+        webhook_id = services.register_event_endpoint(
+            endpoint=endpoint, url=_public_url(request, endpoint.path), request=request, actor=request.user
+        )
+    except socketlabs.SocketLabsError as exc:
+        messages.error(request, f"SocketLabs did not register the endpoint: {exc.message}")
+    else:
+        messages.success(request, f"Registered at SocketLabs (webhook {webhook_id}); it validated this URL.")
+    return redirect("reporting:endpoint_detail", server_id=server.pk, kind=kind, pk=endpoint.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -183,6 +217,8 @@ def endpoint_delete(request: AuthedRequest, server_id: int, kind: str, pk: int) 
     server, endpoint = _endpoint(request, server_id, kind, pk, Capability.OPS)
     if request.method == "POST":
         label = str(endpoint)
+        if isinstance(endpoint, EventEndpoint) and not services.unregister_event_endpoint(endpoint=endpoint):
+            messages.warning(request, "SocketLabs could not be told; remove the webhook there by hand.")
         services.delete_endpoint(endpoint=endpoint, request=request, actor=request.user)
         messages.success(request, f"Deleted the endpoint “{label}”. Stored events and messages are kept.")
         target = reverse("reporting:endpoints", kwargs={"server_id": server.pk, "kind": kind})

@@ -62,6 +62,7 @@ def change_requests(server: Server, stored: dict[str, Any]) -> list[tuple[str, d
         (reverse("reporting:endpoints", args=[s, "events"]), {"name": "new"}),
         (reverse("reporting:endpoint_detail", args=[s, "events", endpoint.pk]), {"name": "renamed"}),
         (reverse("reporting:endpoint_rotate", args=[s, "events", endpoint.pk]), {}),
+        (reverse("reporting:endpoint_register", args=[s, "events", endpoint.pk]), {}),
         (reverse("reporting:endpoint_delete", args=[s, "inbound", stored["inbound_endpoint"].pk]), {}),
         (reverse("reporting:replay", args=[s]), {"raw_id": [stored["raw"].pk]}),
         (reverse("reporting:dead_letter_replay", args=[s]), {"dead_letter_id": [stored["dead_letter"].pk]}),
