@@ -5,6 +5,9 @@
 * Axes counts failures per (e-mail, IP). allauth hands `authenticate()` the address as
   `email=…`, not as the form field `login`, so axes needs `axes_username` to find it.
 * Ending sessions from the sessions page is audited.
+* Two-factor codes have their own limit per user (`MFA_CODE_RATE`). allauth counts wrong codes
+  under its "login_failed" limit, which settings switch off so that axes alone handles passwords
+  (allauth's per-address limit would let anyone lock a user out from every IP).
 """
 
 from __future__ import annotations
@@ -13,8 +16,14 @@ import time
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.core import context, ratelimit
+from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.http import HttpRequest
+
+# The allauth rate-limit action (configured in ACCOUNT_RATE_LIMITS) for wrong two-factor codes.
+MFA_CODE_ACTION = "mfa_code"
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -63,3 +72,26 @@ class UserSessionsAdapter(DefaultUserSessionsAdapter):
                 target=str(getattr(session.user, "email", "")),
                 after={"ip": session.ip},
             )
+
+
+class _CodeLimit:
+    """Wrong two-factor codes per user, across addresses: whoever guesses already has the password."""
+
+    user: Any
+
+    def clean_code(self) -> str:
+        request = context.request
+        key = f"mfa-code-user-{self.user.pk}"
+        if not ratelimit.consume(request, action=MFA_CODE_ACTION, key=key):
+            raise get_account_adapter().validation_error("too_many_login_attempts")
+        code: str = super().clean_code()  # type: ignore[misc]
+        ratelimit.clear(request, action=MFA_CODE_ACTION, key=key)
+        return code
+
+
+class MFAAuthenticateForm(_CodeLimit, AuthenticateForm):
+    """The code asked for at sign-in (MFA_FORMS["authenticate"])."""
+
+
+class MFAReauthenticateForm(_CodeLimit, ReauthenticateForm):
+    """The code asked for before a sensitive change (MFA_FORMS["reauthenticate"])."""

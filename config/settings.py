@@ -217,9 +217,21 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+# A reset asked for an unknown address sends nothing (the page reads the same either way), so
+# the form cannot be used to make Mailroom e-mail arbitrary addresses.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # Lockout is django-axes' job (per user and IP); allauth's own limits stay on
 # for everything else it throttles.
-ACCOUNT_RATE_LIMITS = {"login_failed": False}
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": False,
+    # Wrong two-factor codes, per user from any address (accounts.adapters.MFAAuthenticateForm):
+    # allauth would count them under "login_failed", switched off above.
+    "mfa_code": "5/5m/key",
+}
+MFA_FORMS = {
+    "authenticate": "accounts.adapters.MFAAuthenticateForm",
+    "reauthenticate": "accounts.adapters.MFAReauthenticateForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Mailroom"
 USERSESSIONS_TRACK_ACTIVITY = True

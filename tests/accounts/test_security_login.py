@@ -199,6 +199,30 @@ def test_a_code_from_an_earlier_window_is_refused(client, with_totp):
         assert not signed_in(client)
 
 
+def test_guessing_codes_is_limited_per_user_from_any_address(with_totp):
+    with time_machine.travel(NOON, tick=False) as clock:
+        guesser = Client()
+        attempt(guesser, with_totp.email, PASSWORD)
+        for guess in range(5):
+            assert guesser.post(reverse("mfa_authenticate"), {"code": f"{guess:06d}"}).status_code == 200
+        blocked = guesser.post(reverse("mfa_authenticate"), {"code": totp(SECRET, NOON)})
+        assert blocked.status_code == 200
+        assert "Too many failed login attempts" in blocked.content.decode()
+        assert not signed_in(guesser)
+        # A new address does not buy new guesses: the password is already known to whoever guesses.
+        elsewhere = Client()
+        attempt(elsewhere, with_totp.email, PASSWORD, ip=OTHER_IP)
+        assert elsewhere.post(reverse("mfa_authenticate"), {"code": totp(SECRET, NOON)}).status_code == 200
+        assert not signed_in(elsewhere, ip=OTHER_IP)
+
+        later = NOON + timedelta(minutes=5, seconds=30)
+        clock.move_to(later)
+        owner = Client()
+        attempt(owner, with_totp.email, PASSWORD, ip=OTHER_IP)
+        assert owner.post(reverse("mfa_authenticate"), {"code": totp(SECRET, later)}).status_code == 302
+        assert signed_in(owner, ip=OTHER_IP)
+
+
 def test_a_recovery_code_signs_in_once(with_totp):
     codes = RecoveryCodes.activate(with_totp).generate_codes()
     first = Client()

@@ -162,6 +162,14 @@ def test_the_password_reset_pages_fit_the_layout(client, viewer, mailoutbox):
     assert audit_html(form) == []
 
 
+def test_a_reset_for_an_unknown_address_sends_nothing_and_reads_the_same(client, viewer, mailoutbox):
+    unknown = client.post(reverse("account_reset_password"), {"email": "nobody@example.org"})
+    known = client.post(reverse("account_reset_password"), {"email": viewer.email})
+    assert unknown.status_code == known.status_code == 302
+    assert unknown["Location"] == known["Location"]
+    assert [m.to for m in mailoutbox] == [[viewer.email]]
+
+
 def test_an_invitation_link_sets_the_first_password_once(site_admin, rf):
     request = rf.get("/")
     request.user = site_admin
