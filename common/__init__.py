@@ -1,0 +1,1 @@
+"""Shared, model-free helpers used by several apps (CSV reading and writing)."""
