@@ -48,12 +48,14 @@ def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
 def production_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: str | None) -> dict[str, Any]:
     """Execute config/settings.py afresh under the production environment and return its values."""
     env = production_env(tmp_path, **overrides)
-    for key in list(os.environ):
-        if key not in env and key not in ("PYTHONPATH", "VIRTUAL_ENV"):
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return runpy.run_path(str(BASE_DIR / "config" / "settings.py"))
+    # Only while the module runs: the rest of the test keeps this process's environment.
+    with monkeypatch.context() as patch:
+        for key in list(os.environ):
+            if key not in env and key not in ("PYTHONPATH", "VIRTUAL_ENV"):
+                patch.delenv(key)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return runpy.run_path(str(BASE_DIR / "config" / "settings.py"))
 
 
 def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
