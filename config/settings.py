@@ -392,6 +392,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Queues each server's nightly suppression pull once it is due in the server's time zone.
+    "suppression-nightly-sync": {
+        "task": "suppression.tasks.dispatch_nightly_syncs",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
+    # Retries due suppression writes, resumes stalled imports (the database holds the work).
+    "suppression-sweep": {
+        "task": "suppression.tasks.sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- REST API ---------------------------------------------------------------

@@ -9,6 +9,7 @@ urlpatterns = [
     path("hooks/", include("reporting.hooks_urls")),
     path("servers/<int:server_id>/sending/", include("sending.urls")),
     path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
+    path("suppressions/", include("suppression.global_urls")),
     path("servers/<int:server_id>/contacts/", include("marketing.urls")),
     path("servers/<int:server_id>/reports/", include("reporting.urls")),
     path("servers/<int:server_id>/activity/", include("reporting.activity_urls")),
