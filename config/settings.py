@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -392,6 +393,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Sending setup: re-check every server's DKIM, verification, bounce and tracking records at night.
+    "sending-dns-nightly": {
+        "task": "sending.tasks.nightly_dns_checks",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 3600},
+    },
     # Queues each server's nightly suppression pull once it is due in the server's time zone.
     "suppression-nightly-sync": {
         "task": "suppression.tasks.dispatch_nightly_syncs",
@@ -434,6 +441,11 @@ SOCKETLABS_API_URL = os.environ.get("SOCKETLABS_API_URL", "https://api.socketlab
 SOCKETLABS_MARKETING_URL = os.environ.get("SOCKETLABS_MARKETING_URL", "https://api.socketlabs.com/marketing/v1")
 SOCKETLABS_CONNECT_TIMEOUT = float(os.environ.get("SOCKETLABS_CONNECT_TIMEOUT", "3.05"))
 SOCKETLABS_READ_TIMEOUT = float(os.environ.get("SOCKETLABS_READ_TIMEOUT", "30"))
+
+# DNS checks of DKIM, verification and CNAME records (sending setup): nameservers as "ip" or
+# "ip:port", comma-separated (empty = the system's resolv.conf), and seconds per lookup.
+MAILROOM_DNS_NAMESERVERS = env_list("MAILROOM_DNS_NAMESERVERS", [])
+MAILROOM_DNS_TIMEOUT = float(os.environ.get("MAILROOM_DNS_TIMEOUT") or "5")
 
 # The local SocketLabs. Off unless asked for outside development.
 SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("sandbox/", include("sandbox.urls")),
     path("hooks/", include("reporting.hooks_urls")),
     path("servers/<int:server_id>/sending/", include("sending.urls")),
+    path("sending/dns/", include("sending.dns_urls")),
     path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
     path("suppressions/", include("suppression.global_urls")),
     path("servers/<int:server_id>/contacts/", include("marketing.urls")),

@@ -19,12 +19,14 @@ def normalize_domain(text: str) -> str:
         raise ValueError(
             f"“{raw}” is not a domain name: enter only the name, e.g. mail.example.com (no spaces, @, / or :)."
         )
-    value = raw.lower().rstrip(".")
-    try:
-        value = value.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ValueError(f"“{raw}” is not a valid domain name.") from exc
-    labels = value.split(".")
+    labels = raw.lower().rstrip(".").split(".")
+    for i, label in enumerate(labels):
+        if label and not label.isascii():
+            try:
+                labels[i] = label.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise ValueError(f"“{raw}”: the part “{label}” is not a valid international name.") from exc
+    value = ".".join(labels)
     if len(labels) < 2:
         raise ValueError(f"“{raw}” is not a full domain name: it needs at least one dot, e.g. example.com.")
     if len(value) > 253:
