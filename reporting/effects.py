@@ -9,7 +9,14 @@ contact's status. Those belong to the `suppression` and `marketing` apps, so rep
   per event, so a replay or a re-run adds nothing.
 * After the transaction commits, the `effects_recorded` signal is sent with the new Effect ids.
 
-How an owner app consumes them (either way is safe to run twice):
+The suppression mirror is wired: `apply_pending()` (run by the processing task after each drain,
+so at least every 10 s) hands pending suppression effects to
+`suppression.services.apply_event_effects` (one statement per few hundred rows, newest wins, no API
+call: SocketLabs already suppressed these addresses itself) and marks them applied. Until that app
+is installed the effects simply wait. Contact status (the marketing app) has no public function
+yet; its effects stay pending for it.
+
+How another owner app consumes them (either way is safe to run twice):
 
     from reporting.models import Effect
     for effect in Effect.objects.filter(server=server, applied_at__isnull=True, kind__in=[...]):
@@ -26,6 +33,7 @@ from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
+from django.utils import timezone
 
 from reporting.models import Effect, EffectKind, Event, EventType, FailureType
 
@@ -71,6 +79,42 @@ def apply(events: Sequence[Event]) -> list[Effect]:
 
     transaction.on_commit(notify, robust=True)
     return effects
+
+
+SUPPRESSION_REASONS: dict[str, str] = {
+    EffectKind.SUPPRESS_BOUNCE: "Bounce",
+    EffectKind.SUPPRESS_COMPLAINT: "Complaint",
+    EffectKind.UNSUBSCRIBE: "Unsubscribe",
+}
+
+
+def apply_pending(*, limit: int = 5000) -> int:
+    """Mirror pending suppression effects into the suppression app; returns how many were applied."""
+    try:
+        from suppression.services import EffectEntry, apply_event_effects
+    except ImportError:  # the suppression app is not installed: effects wait for it
+        return 0
+    rows = list(
+        Effect.objects.filter(applied_at__isnull=True, kind__in=list(SUPPRESSION_REASONS))
+        .select_related("event", "server")
+        .order_by("server_id", "id")[:limit]
+    )
+    applied = 0
+    for server_id in sorted({row.server_id for row in rows}):
+        batch = [row for row in rows if row.server_id == server_id]
+        with transaction.atomic():
+            apply_event_effects(
+                server=batch[0].server,
+                entries=[
+                    EffectEntry(
+                        address=row.address, reason=SUPPRESSION_REASONS[row.kind], occurred_at=row.event.occurred_at
+                    )
+                    for row in batch
+                ],
+            )
+            Effect.objects.filter(pk__in=[row.pk for row in batch]).update(applied_at=timezone.now())
+        applied += len(batch)
+    return applied
 
 
 def pending(**filters: Any) -> Any:

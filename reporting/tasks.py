@@ -4,7 +4,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError
 
-from reporting import processing, services
+from reporting import effects, processing, services
 from reporting.receivers import WAKE_KEY
 
 
@@ -19,6 +19,7 @@ def process_raw_events() -> int:
         result += again
     if result.more:
         process_raw_events.delay()
+    effects.apply_pending()
     return result.claimed
 
 

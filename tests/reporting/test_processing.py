@@ -368,3 +368,22 @@ def test_the_secret_is_not_in_any_stored_row(client: Client, endpoint: EventEndp
         for table in ("reporting_rawevent", "reporting_event", "reporting_eventendpoint"):
             cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
             assert EVENT_SECRET not in repr(cursor.fetchall())
+
+
+def test_suppression_effects_reach_the_suppression_mirror_once(
+    client: Client, endpoint: EventEndpoint, server: Server
+) -> None:
+    suppression = pytest.importorskip("suppression.services", reason="the suppression app is not installed")
+    send(client, endpoint, fixture_bytes("failed.json"))
+    send(client, endpoint, fixture_bytes("complaint.json"))
+    send(client, endpoint, fixture_json("failed.json") | {"FailureType": "Temporary", "Address": "later@example.net"})
+    processing.drain()
+
+    assert effects.apply_pending() == 2
+    assert effects.apply_pending() == 0
+
+    on_list = suppression.is_suppressed(
+        server=server, addresses=["nobody@example.net", "user@example.net", "later@example.net"]
+    )
+    assert on_list == {"nobody@example.net", "user@example.net"}
+    assert not effects.pending(server=server).exists()
