@@ -30,11 +30,23 @@ class AddressField(forms.CharField):
             raise forms.ValidationError(f"Not an e-mail address: {exc}.") from None
 
 
-class CheckForm(forms.Form):
+class _Prefixed(forms.Form):
+    """Several of these forms share a page: distinct element ids keep every label tied to its own input."""
+
+    id_prefix = "id"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class CheckForm(_Prefixed):
+    id_prefix = "check"
     address = AddressField(label="Check an address")
 
 
-class AddForm(forms.Form):
+class AddForm(_Prefixed):
+    id_prefix = "add"
     address = AddressField(label="Address to suppress")
     reason = forms.ChoiceField(choices=Reason.choices, initial=Reason.CUSTOMER_REQUEST)
 
@@ -43,7 +55,8 @@ class RemoveForm(forms.Form):
     address = forms.CharField(max_length=320, widget=forms.HiddenInput)
 
 
-class SearchForm(forms.Form):
+class SearchForm(_Prefixed):
+    id_prefix = "search"
     address = forms.CharField(label="Address", required=False, max_length=320)
     match = forms.ChoiceField(
         label="Match", choices=[("prefix", "Starts with"), ("exact", "Exactly")], required=False, initial="prefix"
