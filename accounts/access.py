@@ -19,12 +19,22 @@ from accounts.roles import Capability, role_allows
 def get_server_for_user(user: Any, server_id: int, capability: str = Capability.READ) -> Server:
     server = Server.objects.for_user(user).filter(pk=server_id).first()
     if server is None:
+        _record_denial(user, Server.objects.filter(pk=server_id).first(), f"server {server_id}: {capability}")
         raise Http404("No such server.")
     role = server.role_for(user)
     if not role_allows(role, capability):
+        _record_denial(user, server, f"server {server_id}: {capability} (role {role})")
         raise PermissionDenied(f"Your role on {server.name} does not allow this.")
     server.user_role = role  # type: ignore[attr-defined]
     return server
+
+
+def _record_denial(user: Any, server: Server | None, target: str) -> None:
+    """Failed authorization is a security event (ASVS 16.3.2): who tried what, on which server."""
+    from accounts import audit
+
+    if getattr(user, "is_authenticated", False):
+        audit.record(action="access.denied", actor=user, server=server, target=target)
 
 
 def user_can(user: Any, server: Server, capability: str) -> bool:
@@ -37,4 +47,5 @@ def is_site_admin(user: Any) -> bool:
 
 def require_site_admin(user: Any) -> None:
     if not is_site_admin(user):
+        _record_denial(user, None, "site administration")
         raise PermissionDenied("Only site administrators may do this.")

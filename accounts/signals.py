@@ -10,8 +10,9 @@ from typing import Any
 from allauth.account.signals import password_changed, password_reset, password_set
 from allauth.mfa.signals import authentication_failed, authenticator_added, authenticator_removed, authenticator_reset
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_out, user_login_failed
-from django.db.models.signals import pre_delete, pre_save
+from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from accounts import audit
@@ -105,3 +106,20 @@ def _refuse_audit_update(sender: Any, instance: AuditLog, raw: bool = False, **k
 @receiver(pre_delete, sender=AuditLog)
 def _refuse_audit_delete(sender: Any, instance: AuditLog, **kwargs: Any) -> None:
     raise AuditLogIsAppendOnly(f"Audit entry {instance.pk} cannot be deleted.")
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def _one_sign_in_address(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """Give every user their address as allauth's primary, verified EmailAddress.
+
+    With ACCOUNT_MAX_EMAIL_ADDRESSES = 1 this is what stops a user adding a second address
+    themselves: administrators decide who signs in with which address.
+    """
+    from allauth.account.models import EmailAddress
+
+    if not instance.email:
+        return
+    EmailAddress.objects.filter(user=instance).exclude(email__iexact=instance.email).delete()
+    EmailAddress.objects.update_or_create(
+        user=instance, email=instance.email, defaults={"primary": True, "verified": True}
+    )
