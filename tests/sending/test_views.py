@@ -155,7 +155,7 @@ def test_removing_a_domain_without_htmx_redirects_with_a_message(sl_server: Serv
     services.add_sending_domain(request=None, actor=ops, server=sl_server, domain="example.com")
     client = as_user(ops)
     page = client.get(url("domains", sl_server)).content.decode()
-    assert 'data-confirm="Remove example.com from the sending domains of server Acme-1?' in page
+    assert 'hx-confirm="Remove example.com from the sending domains of server Acme-1?' in page
     response = client.post(url("domain_remove", sl_server, "example.com"), follow=True)
     assert "Removed example.com from the sending domains of Acme-1." in response.content.decode()
     assert not SandboxSendingDomain.objects.exists()
