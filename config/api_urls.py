@@ -9,6 +9,7 @@ from accounts.views import api_docs
 urlpatterns = [
     path("v1/servers/<int:server_id>/", include("reporting.api_urls")),
     path("v1/servers/<int:server_id>/suppressions/", include("suppression.api_urls")),
+    path("v1/servers/<int:server_id>/contacts/", include("marketing.api_urls")),
     path("v1/", include("accounts.api_urls")),
     path("v1/", include("sending.api_urls")),
     path("schema/", login_not_required_view(SpectacularAPIView.as_view()), name="api_schema"),

@@ -393,6 +393,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Contacts: restart imports and syncs whose worker died or whose message was lost.
+    "marketing-sweep": {
+        "task": "marketing.tasks.sweep",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     # Sending setup: re-check every server's DKIM, verification, bounce and tracking records at night.
     "sending-dns-nightly": {
         "task": "sending.tasks.nightly_dns_checks",
@@ -433,6 +439,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {"ContactStatusEnum": "marketing.models.Status"},
 }
 
 # --- SocketLabs ---------------------------------------------------------------
