@@ -357,6 +357,44 @@ class InboundEndpoint(EndpointBase):
         return f"/hooks/socketlabs/inbound/{self.uuid}/"
 
 
+class MxStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not checked"
+    OK = "ok", "MX points at SocketLabs"
+    WRONG = "wrong", "MX points elsewhere"
+    MISSING = "missing", "No MX record"
+    ERROR = "error", "Check failed, retry later"
+
+
+class InboundRoute(models.Model):
+    """A domain or single address whose mail SocketLabs parses and posts to an inbound endpoint."""
+
+    MX_TARGET = "mx.socketlabs.com"
+
+    endpoint = models.ForeignKey(InboundEndpoint, on_delete=models.CASCADE, related_name="routes")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
+    domain_or_address = models.CharField(max_length=320)
+    socketlabs_id = models.CharField(
+        max_length=100, blank=True, help_text="Id of the inbound-parse entry at SocketLabs."
+    )
+    mx_status = models.CharField(max_length=20, choices=MxStatus.choices, default=MxStatus.UNKNOWN)
+    mx_detail = models.CharField(max_length=500, blank=True)
+    mx_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("domain_or_address",)
+        constraints = [
+            models.UniqueConstraint(fields=["server", "domain_or_address"], name="inbound_route_unique_per_server")
+        ]
+
+    def __str__(self) -> str:
+        return self.domain_or_address
+
+    @property
+    def domain(self) -> str:
+        return self.domain_or_address.rpartition("@")[2]
+
+
 class InboundMessage(models.Model):
     endpoint = models.ForeignKey(InboundEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")

@@ -27,7 +27,7 @@ from accounts import access
 from accounts.http import AuthedRequest
 from accounts.models import Server
 from accounts.roles import Capability
-from reporting import inbound, selectors, services
+from reporting import inbound, routes, selectors, services
 from reporting.forms import ActivityFilterForm, EndpointForm, RequestLogFilterForm, SearchForm, TimelineForm
 from reporting.models import (
     DeadLetter,
@@ -36,6 +36,8 @@ from reporting.models import (
     InboundAttachment,
     InboundEndpoint,
     InboundMessage,
+    InboundRoute,
+    MxStatus,
     RawEvent,
 )
 
@@ -141,6 +143,7 @@ def _detail(
             "can_change": can_change,
             "health": selectors.health(endpoint),
             "recent": selectors.request_logs_for(endpoint).order_by("-received_at", "-id")[:20],
+            "routes": list(endpoint.routes.all()) if isinstance(endpoint, InboundEndpoint) else [],
         },
         status=status,
     )
@@ -186,6 +189,13 @@ def endpoint_rotate(request: AuthedRequest, server_id: int, kind: str, pk: int) 
         else:
             messages.success(request, "New secret in force and registered at SocketLabs.")
             return _detail(request, server, kind, endpoint, new_secret=secret)
+    if isinstance(endpoint, InboundEndpoint) and endpoint.routes.exists():
+        failed = routes.reregister_routes(endpoint=endpoint, url=_public_url(request, endpoint.path))
+        if failed:
+            messages.error(request, f"New secret in force, but SocketLabs did not take it for: {', '.join(failed)}.")
+        else:
+            messages.success(request, "New secret in force and registered at SocketLabs for every route.")
+        return _detail(request, server, kind, endpoint, new_secret=secret)
     messages.warning(request, "New secret in force now. Give it to SocketLabs: posts with the old one get 401.")
     return _detail(request, server, kind, endpoint, new_secret=secret)
 
@@ -212,6 +222,57 @@ def endpoint_register(request: AuthedRequest, server_id: int, kind: str, pk: int
     return redirect("reporting:endpoint_detail", server_id=server.pk, kind=kind, pk=endpoint.pk)
 
 
+def _route(request: AuthedRequest, server_id: int, pk: int, route_id: int) -> tuple[Server, Any, InboundRoute]:
+    server, endpoint = _endpoint(request, server_id, "inbound", pk, Capability.OPS)
+    return server, endpoint, get_object_or_404(InboundRoute, pk=route_id, endpoint=endpoint)
+
+
+def _back_to(server: Server, endpoint: Any) -> HttpResponse:
+    return redirect("reporting:endpoint_detail", server_id=server.pk, kind="inbound", pk=endpoint.pk)
+
+
+@require_POST
+def route_add(request: AuthedRequest, server_id: int, pk: int) -> HttpResponse:
+    server, endpoint = _endpoint(request, server_id, "inbound", pk, Capability.OPS)
+    value = request.POST.get("domain_or_address", "")
+    try:
+        route = routes.add_route(
+            endpoint=endpoint,
+            domain_or_address=value,
+            url=_public_url(request, endpoint.path),
+            request=request,
+            actor=request.user,
+        )
+    except routes.RouteError as exc:
+        messages.error(request, str(exc))
+    except socketlabs.SocketLabsError as exc:
+        messages.error(request, f"SocketLabs did not add the route for “{value}”: {exc.message}")
+    else:
+        level = messages.success if route.mx_status == MxStatus.OK else messages.warning
+        level(request, f"SocketLabs now parses mail for {route}. {route.get_mx_status_display()}: {route.mx_detail}")
+    return _back_to(server, endpoint)
+
+
+@require_POST
+def route_check(request: AuthedRequest, server_id: int, pk: int, route_id: int) -> HttpResponse:
+    server, endpoint, route = _route(request, server_id, pk, route_id)
+    routes.check_mx(route)
+    level = messages.success if route.mx_status == MxStatus.OK else messages.warning
+    level(request, f"{route}: {route.get_mx_status_display()}. {route.mx_detail}")
+    return _back_to(server, endpoint)
+
+
+@require_POST
+def route_delete(request: AuthedRequest, server_id: int, pk: int, route_id: int) -> HttpResponse:
+    server, endpoint, route = _route(request, server_id, pk, route_id)
+    label = str(route)
+    if routes.remove_route(route=route, request=request, actor=request.user):
+        messages.success(request, f"Removed the route for {label}.")
+    else:
+        messages.warning(request, f"Removed the route for {label} here; SocketLabs could not be told, remove it there.")
+    return _back_to(server, endpoint)
+
+
 @require_http_methods(["GET", "POST"])
 def endpoint_delete(request: AuthedRequest, server_id: int, kind: str, pk: int) -> HttpResponse:
     server, endpoint = _endpoint(request, server_id, kind, pk, Capability.OPS)
@@ -219,6 +280,10 @@ def endpoint_delete(request: AuthedRequest, server_id: int, kind: str, pk: int) 
         label = str(endpoint)
         if isinstance(endpoint, EventEndpoint) and not services.unregister_event_endpoint(endpoint=endpoint):
             messages.warning(request, "SocketLabs could not be told; remove the webhook there by hand.")
+        if isinstance(endpoint, InboundEndpoint):
+            for route in list(endpoint.routes.all()):
+                if not routes.remove_route(route=route, request=request, actor=request.user):
+                    messages.warning(request, f"SocketLabs could not be told to stop parsing {route}; remove it there.")
         services.delete_endpoint(endpoint=endpoint, request=request, actor=request.user)
         messages.success(request, f"Deleted the endpoint “{label}”. Stored events and messages are kept.")
         target = reverse("reporting:endpoints", kwargs={"server_id": server.pk, "kind": kind})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.test import Client
@@ -39,6 +40,16 @@ def _fresh_wake_state(settings: Any) -> Iterator[None]:
     yield
     cache.clear()
     receivers._endpoint_cache.clear()
+
+
+@pytest.fixture
+def short_db_sessions() -> Iterator[None]:
+    """Live-server threads must not keep database sessions open past the test (the test DB is dropped later)."""
+    database = django_settings.DATABASES["default"]
+    kept = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
+    yield
+    database["CONN_MAX_AGE"] = kept
 
 
 @pytest.fixture

@@ -274,7 +274,9 @@ def test_it_keeps_events_that_differ_only_in_secret_as_one(client: Client, endpo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_stores_one_row_when_five_threads_race(live_server: Any, endpoint: EventEndpoint) -> None:
+def test_it_stores_one_row_when_five_threads_race(
+    live_server: Any, endpoint: EventEndpoint, short_db_sessions: None
+) -> None:
     target = live_server.url + url(endpoint)
     body = fixture_bytes("delivered.json")
     barrier = threading.Barrier(5)

@@ -26,7 +26,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def wired(live_server: Any, settings: Any, server: Server) -> tuple[Server, Any]:
+def wired(live_server: Any, settings: Any, server: Server, short_db_sessions: None) -> tuple[Server, Any]:
     settings.SANDBOX_ENABLED = True
     settings.REPORTING_PUBLIC_BASE_URL = live_server.url
     keys = make_sandbox_server()

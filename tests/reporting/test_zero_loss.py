@@ -89,7 +89,7 @@ def send_burst(url: str, sent: list[int], failures: list[str]) -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(400)
 def test_a_burst_survives_a_killed_worker_with_nothing_lost_or_doubled(
-    live_server: Any, endpoint: EventEndpoint, settings: Any
+    live_server: Any, endpoint: EventEndpoint, settings: Any, short_db_sessions: None
 ) -> None:
     settings.REPORTING_WAKE_LOCAL_SECONDS = 0
     celery_app.control.purge()
