@@ -7,6 +7,7 @@ with HTMX only the part that changed (`page.html#panel`). Every action answers w
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -326,15 +327,14 @@ def _setup_context(request: AuthedRequest, setup: DkimSetup) -> dict[str, Any]:
 
 
 def _steps(setup: DkimSetup) -> list[dict[str, Any]]:
-    order: list[str] = [SetupStep.PUBLISH, SetupStep.VERIFIED, SetupStep.SWITCHED, SetupStep.DONE]
-    labels = (
-        ["Publish the new record", "Verify", "Switch signing", "Remove the old record"]
-        if setup.is_rotation
-        else ["Publish the record", "Verify"]
-    )
-    current = order.index(setup.step) if setup.step in order else len(labels)
-    if not setup.is_rotation and setup.step == SetupStep.DONE:
-        current = 2
+    """The guided flow for the page: which steps are done, and which one is next."""
+    if setup.is_rotation:
+        labels = ["Publish the new record", "Verify", "Switch signing", "Remove the old record"]
+        position = {SetupStep.PUBLISH: 0, SetupStep.VERIFIED: 2, SetupStep.SWITCHED: 3}
+    else:
+        labels = ["Publish the record", "Verify"]
+        position = {SetupStep.PUBLISH: 0}
+    current = position.get(SetupStep(setup.step), len(labels))
     return [{"label": label, "done": i < current, "current": i == current} for i, label in enumerate(labels)]
 
 
@@ -701,6 +701,31 @@ def _health_context(request: AuthedRequest, servers: list[Server], *, single: Se
     }
 
 
+def _csv(context: dict[str, Any], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["server", "domain", "kind", "type", "host", "expected", "published", "state", "detail", "checked_at"]
+    )
+    for r in context["results"]:
+        writer.writerow(
+            [
+                r.server.name,
+                r.domain,
+                r.get_kind_display(),
+                r.rtype,
+                r.host,
+                r.expected,
+                " | ".join(r.published),
+                r.get_state_display(),
+                r.detail,
+                r.checked_at.isoformat(),
+            ]
+        )
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def dns_health(request: AuthedRequest, server_id: int) -> HttpResponse:
     if request.method == "POST":
@@ -711,6 +736,8 @@ def dns_health(request: AuthedRequest, server_id: int) -> HttpResponse:
         )
     server = _server(request, server_id)
     context = _health_context(request, [server], single=server)
+    if request.GET.get("format") == "csv":
+        return _csv(context, f"dns-health-{server.socketlabs_id}.csv")
     if request.htmx and request.GET.get("fragment") == "table":
         return render(request, "sending/dns_health.html#dns-table", context)
     return render(request, "sending/dns_health.html", context)
@@ -748,6 +775,8 @@ def dns_health_all(request: AuthedRequest) -> HttpResponse:
         job = services.start_dns_job(request=request, actor=request.user, servers=changeable)
         return _job_started(request, job, reverse("sending_dns:all"), reverse("sending_dns:job", args=[job.pk]))
     context = _health_context(request, servers, single=None)
+    if request.GET.get("format") == "csv":
+        return _csv(context, "dns-health.csv")
     if request.htmx and request.GET.get("fragment") == "table":
         return render(request, "sending/dns_health.html#dns-table", context)
     return render(request, "sending/dns_health.html", context)

@@ -506,3 +506,23 @@ def test_the_nightly_check_queues_one_job_over_every_server(
     assert sorted(job.server_ids) == sorted([server.pk, other_server.pk])
     assert job.trigger == "nightly"
     assert queued == [str(job.pk)]
+
+
+def test_the_task_runs_a_job_by_id(sl_server: Server, ops: User, dns_zone: Zone) -> None:
+    from sending.tasks import run_dns_check_job
+
+    services.add_bounce_domain(request=None, actor=ops, server=sl_server, domain="bounce.example.com")
+    dns_zone.cname("bounce.example.com", "tracking.socketlabs.com")
+    job = DnsCheckJob.objects.create(server=sl_server, server_ids=[sl_server.pk])
+    assert run_dns_check_job.apply(args=[str(job.pk)]).get() == "done"
+    assert run_dns_check_job.apply(args=[str(job.pk)]).get() is None
+    assert DnsCheckResult.objects.get(server=sl_server).state == DnsState.OK
+
+
+def test_the_command_checks_every_server_now(sl_server: Server, ops: User, dns_zone: Zone, capsys) -> None:
+    from django.core.management import call_command
+
+    services.add_bounce_domain(request=None, actor=ops, server=sl_server, domain="bounce.example.com")
+    call_command("check_dns")
+    assert "Checked 1 record(s) on 1 server(s); 1 need attention." in capsys.readouterr().out
+    assert DnsCheckResult.objects.get(server=sl_server).state == DnsState.NXDOMAIN

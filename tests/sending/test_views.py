@@ -370,3 +370,46 @@ def test_a_job_of_all_servers_is_visible_only_to_who_started_it(
     own = as_user(ops).get(reverse("sending_dns:job", args=[job.pk]), headers=HTMX).content.decode()
     assert "Checked 1 of 4" in own
     assert as_user(viewer).get(reverse("sending_dns:job", args=[job.pk])).status_code == 404
+
+
+def test_the_health_table_exports_as_csv_with_the_filters(sl_server: Server, as_user: AsUser, viewer: User) -> None:
+    _result(sl_server, "ok.example.com", DnsState.OK)
+    _result(sl_server, "gone.example.com", DnsState.NXDOMAIN, "gone.example.com does not exist (NXDOMAIN).")
+    response = as_user(viewer).get(url("dns", sl_server), {"state": "problems", "format": "csv"})
+    assert response["Content-Type"].startswith("text/csv")
+    lines = response.content.decode().splitlines()
+    assert lines[0].startswith("server,domain,kind,type,host,expected,published,state,detail")
+    assert len(lines) == 2 and "gone.example.com" in lines[1] and "No such name" in lines[1]
+
+
+def test_the_health_page_does_not_query_per_row(
+    sl_server: Server, other_server: Server, as_user: AsUser, site_admin: User, django_assert_max_num_queries
+) -> None:
+    client = as_user(site_admin)
+    _result(sl_server, "one.example.com", DnsState.OK)
+    client.get(reverse("sending_dns:all"))  # warm the session
+    with django_assert_max_num_queries(20) as few:
+        client.get(reverse("sending_dns:all"))
+    for i in range(30):
+        _result(other_server if i % 2 else sl_server, f"d{i}.example.com", DnsState.WRONG)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(reverse("sending_dns:all")).content.decode()
+    assert page.count("<tr data-host=") == 31
+
+
+def test_the_rotation_page_shows_which_step_comes_next(
+    sl_server: Server, as_user: AsUser, ops: User, dns_zone: Zone
+) -> None:
+    first = services.start_dkim(request=None, actor=ops, server=sl_server, domain="example.com", selector="mr1")
+    dns_zone.txt(first.host, first.txt_value)
+    services.verify_dkim(request=None, actor=ops, setup=first)
+    rotation = services.start_rotation(
+        request=None, actor=ops, server=sl_server, domain="example.com", old_selector="mr1", new_selector="mr2"
+    )
+    page = as_user(ops).get(url("dkim_setup", sl_server, rotation.pk)).content.decode()
+    assert '<li aria-current="step"><strong>Publish the new record</strong></li>' in page
+    dns_zone.txt(rotation.host, rotation.txt_value)
+    services.verify_dkim(request=None, actor=ops, setup=rotation)
+    page = as_user(ops).get(url("dkim_setup", sl_server, rotation.pk)).content.decode()
+    assert "<li>✓ Verify</li>" in page
+    assert '<li aria-current="step"><strong>Switch signing</strong></li>' in page
