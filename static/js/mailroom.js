@@ -43,9 +43,12 @@
     }
   });
 
-  // Destructive forms name what they destroy and ask first.
+  // Destructive forms name what they destroy and ask first. Forms htmx submits are asked
+  // once, in the htmx:confirm handler below, not here as well.
+  var HTMX_FORM = "[hx-post],[hx-put],[hx-patch],[hx-delete],[hx-get],[data-hx-post],[data-hx-delete]";
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-confirm]");
+    if (form && form.matches(HTMX_FORM)) return;
     if (form && !window.confirm(form.getAttribute("data-confirm"))) {
       event.preventDefault();
       event.stopImmediatePropagation();

@@ -180,3 +180,34 @@ def test_htmx_requests_carry_the_csrf_token(
     assert request.response() is not None and request.response().status == 200  # type: ignore[union-attr]
     expect(page.get_by_test_id("connection-result")).to_contain_text("No API key is stored")
     problems.assert_clean()
+
+
+def test_an_htmx_form_with_data_confirm_asks_exactly_once(
+    admin_page: Page, server: Server, problems: BrowserProblems
+) -> None:
+    page = admin_page
+    page.goto(f"/servers/{server.pk}/")
+    # An htmx-driven destructive form, built in the page the way templates write one.
+    page.evaluate(
+        """(url) => {
+          const form = document.createElement("form");
+          form.setAttribute("hx-post", url);
+          form.setAttribute("hx-swap", "none");
+          form.setAttribute("data-confirm", "Really?");
+          form.innerHTML = '<button type="submit" id="once">Go</button>';
+          document.querySelector("main").append(form);
+          window.htmx.process(form);
+        }""",
+        f"/servers/{server.pk}/test/",
+    )
+    questions: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.click("#once")
+    page.wait_for_timeout(300)
+    assert questions == ["Really?"]
+    problems.assert_clean()
