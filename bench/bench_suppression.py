@@ -19,6 +19,7 @@ the end. Each figure is a ratio to a baseline measured in the same run on the sa
    2,500 unknown) against the same lookup raw on one autocommit psycopg connection; and 10,000-address
    bulk checks on the largest server against the raw `= ANY` query.
 5. Bulk-import validation of a file of 1M copies of one address (the "1M duplicates" bad input).
+6. The CSV export of the largest server's list (the page's streamed response) against `COPY … TO STDOUT`.
 
 Prints:
   BENCH suppression_import <rows/s> rows/s ratio=<to raw> baseline=raw COPY+upsert <rows/s> rows/s
@@ -26,6 +27,7 @@ Prints:
   BENCH suppression_check_p99 <ms> ms ratio=<to raw p99> baseline=raw index lookup p99 <ms> ms
   BENCH suppression_bulk_check_10k <ms> ms ratio=<to raw> baseline=raw = ANY query <ms> ms
   BENCH suppression_duplicates_1m <rows/s> rows/s ratio=<to raw COPY> baseline=raw COPY of the file
+  BENCH suppression_export <rows/s> rows/s ratio=<to raw COPY TO STDOUT> baseline=raw COPY TO STDOUT
 """
 
 from __future__ import annotations
@@ -372,7 +374,31 @@ def child_checks(dsn: str) -> dict[str, Any]:
             )
             bulk_api.append(time.perf_counter() - t)
             assert response.status_code == 200, response.content[:300]
+        # The export of the largest server's whole list (R8): the streamed page against COPY TO STDOUT.
+        client.force_login(user)
+        t = time.perf_counter()
+        response = client.get(f"/servers/{biggest_id}/suppressions/export.csv")
+        stream = iter(response.streaming_content)
+        exported = next(stream)
+        first_byte = time.perf_counter() - t
+        size = len(exported)
+        for chunk in stream:
+            size += len(chunk)
+        export_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        raw_size = 0
+        with raw.cursor().copy(
+            "COPY (SELECT address, reason, source, last_update, first_seen_at FROM suppression_suppression "
+            f"WHERE server_id = {int(biggest_id)} ORDER BY address) TO STDOUT (FORMAT csv)"
+        ) as copy:
+            for block in copy:
+                raw_size += len(block)
+        raw_export_seconds = time.perf_counter() - t
     return {
+        "export_seconds": export_seconds,
+        "export_first_byte": first_byte,
+        "export_mb": size / 1e6,
+        "raw_export_seconds": raw_export_seconds,
         "product_p99_ms": product_p99 * 1000,
         "product_p50_ms": statistics.median(product_times) * 1000,
         "raw_p99_ms": raw_p99 * 1000,
@@ -586,6 +612,15 @@ def main() -> None:
             f"columns {checks['bulk_raw_ms']:.1f} ms (addresses only: {checks['bulk_raw_addresses_ms']:.1f} ms; "
             f"server with {checks['biggest_rows']:,} rows; through the REST API in process "
             f"{checks['bulk_api_ms']:.1f} ms)"
+        )
+        rate, raw_rate = (
+            checks["biggest_rows"] / checks["export_seconds"],
+            checks["biggest_rows"] / checks["raw_export_seconds"],
+        )
+        print(
+            f"BENCH suppression_export {rate:,.0f} rows/s ratio={rate / raw_rate:.2f} baseline=raw COPY TO STDOUT "
+            f"{raw_rate:,.0f} rows/s ({checks['biggest_rows']:,} rows, {checks['export_mb']:.1f} MB streamed; "
+            f"first byte after {checks['export_first_byte'] * 1000:.0f} ms)"
         )
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:

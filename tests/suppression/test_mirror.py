@@ -165,6 +165,14 @@ def test_it_loads_the_mirror_on_sqlite_too(tmp_path: Path) -> None:
         print("R2", r2.added, r2.updated, r2.removed)
         print("ROWS", sorted(Suppression.objects.values_list("address", "reason")))
         print("FOUND", sorted((a, r) for _, a, r, *_ in found))
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from suppression import imports
+        text = "email;reason\\nb@x.com;\\nnew@x.com;Complaint\\nNEW@x.com;\\nbad\\n"
+        upload = SimpleUploadedFile("l.csv", text.encode())
+        job = imports.create_job(actor=None, kind="add", upload=upload, servers=[s])
+        t = job.targets.get()
+        print("JOB", job.status, job.unique_addresses, job.duplicate_rows, job.invalid_rows, t.to_change, t.unchanged)
+        print("BATCHES", list(t.batches.values_list("number", "size")))
         """
     )
     env = {
@@ -189,3 +197,5 @@ def test_it_loads_the_mirror_on_sqlite_too(tmp_path: Path) -> None:
     assert "R2 1 0 1" in out.stdout
     assert "ROWS [('b@x.com', 'Complaint'), ('c@x.com', 'Unsubscribe')]" in out.stdout
     assert "FOUND [('b@x.com', 'Complaint'), ('c@x.com', 'Unsubscribe')]" in out.stdout
+    assert "JOB ready 2 1 1 1 1" in out.stdout
+    assert "BATCHES [(0, 1)]" in out.stdout

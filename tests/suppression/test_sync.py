@@ -88,3 +88,17 @@ def test_the_page_says_when_the_mirror_was_last_synced(linked: Linked, as_user: 
     body = page.content.decode()
     assert "1 entries: 1 new" in body
     assert "ann@example.com" in body
+
+
+def test_the_command_pulls_the_servers_it_is_given(linked: Linked, other_server: Server) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    linked.seed("ann@example.com")
+    out = StringIO()
+    call_command("sync_suppressions", "--server", str(linked.server.pk), stdout=out)
+    assert "Pulled 1 entries" in out.getvalue()
+    assert mirror_of(linked.server) == {"ann@example.com": "Bounce"}
+    with pytest.raises(CommandError, match="No server with id 999999"):
+        call_command("sync_suppressions", "--server", "999999")
