@@ -83,31 +83,34 @@ class ContactCsv:
         return self._bytes_read
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        """(line where the record starts, cells); a record whose quoting is broken comes as a `BadRecord`."""
         binary = self.path.open("rb")
         self._binary = binary
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text, delimiter=self.delimiter)
+        # strict: a quote that never closes is an error of that record (the reader then goes on with
+        # the next line) instead of silently swallowing the rest of the file into one cell.
+        reader = csv.reader(text, delimiter=self.delimiter, strict=True)
         skip_header = self.has_header
         previous = 0
         try:
-            for fields in reader:
-                line = previous + 1
-                previous = reader.line_num
+            while True:
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    line, previous = previous + 1, reader.line_num
+                    if skip_header:
+                        raise CsvFileError(f"Line {line}: {_reason(exc)}. Nothing was imported.", line=line) from None
+                    yield line, BadRecord(_reason(exc))
+                    continue
+                line, previous = previous + 1, reader.line_num
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     continue
                 if skip_header:
                     skip_header = False
                     continue
                 yield line, fields
-        except csv.Error as exc:
-            line = previous + 1
-            reason = str(exc)
-            if "field larger than field limit" in reason:
-                reason = (
-                    'a quoted field does not end: a quote (") is opened and never closed '
-                    f"(or one field is longer than {csv.field_size_limit() // 1024} KiB)"
-                )
-            raise CsvFileError(f"Line {line}: {reason}. Nothing was imported.", line=line) from None
         finally:
             self._bytes_read = binary.tell() if not binary.closed else self.size
             text.close()
@@ -128,6 +131,26 @@ class ContactCsv:
     def describe(self) -> str:
         header = "with a header row" if self.has_header else "without a header row"
         return f"{DELIMITER_NAMES[self.delimiter]}-separated, {header}"
+
+
+class BadRecord(list[str]):
+    """A record the CSV reader could not split (broken quoting); `message` says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
+def _reason(exc: csv.Error) -> str:
+    reason = str(exc)
+    if "field larger than field limit" in reason or "unexpected end of data" in reason:
+        return (
+            'a quote (") opened in this record is never closed '
+            f"(or one field is longer than {csv.field_size_limit() // 1024} KiB)"
+        )
+    if "expected after" in reason:
+        return f"the quoting is broken ({reason}): a field that starts with a quote must end with one"
+    return reason
 
 
 def _check_file_type(head: bytes) -> None:

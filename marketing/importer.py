@@ -47,7 +47,7 @@ from psycopg import sql
 
 from common.csvio import safe_cell, unescape_cell
 from common.emails import InvalidAddress, normalise_email
-from marketing.csvfile import has_bad_bytes
+from marketing.csvfile import BadRecord, has_bad_bytes
 from marketing.mapping import parse_status
 from marketing.models import (
     STATUS_RANK,
@@ -245,6 +245,9 @@ class RowSpec:
         values = self.values
         for line, cells in records:
             state.line = line
+            if cells.__class__ is BadRecord:
+                problems.add(line, "", cells.message)  # type: ignore[attr-defined]
+                continue
             try:
                 if self.check_width and len(cells) != width:
                     raise _RowError

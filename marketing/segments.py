@@ -249,9 +249,10 @@ def _condition_q(condition: dict[str, Any], fields: dict[str, FieldInfo]) -> Q:
         path = f"custom__{key}"
         return {
             "eq": Q(**{f"{path}__iexact": value}),
-            "neq": ~Q(**{f"{path}__iexact": value}),
+            # "is not" and "does not contain" include contacts without a value (SQL's NOT on NULL would not).
+            "neq": ~Q(**{f"{path}__iexact": value}) | ~has,
             "contains": Q(**{f"{path}__icontains": value}),
-            "not_contains": ~Q(**{f"{path}__icontains": value}),
+            "not_contains": ~Q(**{f"{path}__icontains": value}) | ~has,
             "starts": Q(**{f"{path}__istartswith": value}),
             "ends": Q(**{f"{path}__iendswith": value}),
         }[op]

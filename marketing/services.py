@@ -375,7 +375,7 @@ def bulk_add_to_list(
                 cursor.execute(
                     "WITH added AS ("
                     "  INSERT INTO marketing_membership (contact_list_id, contact_id, added_at, added_via, job_id)"
-                    f" SELECT %s, m.id, %s, %s, NULL FROM ({subquery}) m"
+                    f" SELECT %s, m.id, %s, %s, NULL FROM ({subquery}) m(id)"
                     "  ON CONFLICT DO NOTHING RETURNING contact_id"
                     "), pushed AS ("
                     "  INSERT INTO marketing_remotechange"
