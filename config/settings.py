@@ -411,6 +411,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 600.0,
         "options": {"expires": 540},
     },
+    # Bulk sends: abandoned in-flight batches become "unknown" (never re-sent); pending work is re-queued.
+    "sending-sweep-sends": {
+        "task": "sending.send_tasks.sweep_sends",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Retries due suppression writes, resumes stalled imports (the database holds the work).
     "suppression-sweep": {
         "task": "suppression.tasks.sweep",

@@ -223,3 +223,149 @@ class DkimSetup(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         self.save()
+
+
+# --- Compose and send (issue 7) ------------------------------------------------------------------
+class Template(models.Model):
+    """A message with `%%Field%%` merge fields. Merge content is only ever substituted by SocketLabs
+    (or, for the preview, by plain string replacement with escaping), never by Django's template engine."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="send_templates")
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=998)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("name", "pk")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SendStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    DONE = "done", "Done"
+
+
+class Send(models.Model):
+    """One bulk send: a snapshot of the template and settings, its recipients and their batches."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="sends")
+    name = models.CharField(max_length=200)
+    template = models.ForeignKey(Template, null=True, blank=True, on_delete=models.SET_NULL, related_name="sends")
+    subject = models.CharField(max_length=998)
+    html_body = models.TextField(blank=True)
+    text_body = models.TextField(blank=True)
+    from_address = models.CharField(max_length=254)
+    from_name = models.CharField(max_length=200, blank=True)
+    reply_to = models.CharField(max_length=254, blank=True)
+    mailing_id = models.CharField(max_length=100, blank=True, help_text="Blank: mailroom-<send id>.")
+    message_id_prefix = models.CharField(
+        max_length=100, blank=True, help_text="Each message's id is <prefix>-<recipient id>; blank: mailroom-<send id>."
+    )
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    custom_headers = models.JSONField(default=dict, blank=True)
+    global_fields = models.JSONField(default=dict, blank=True)
+    audience = models.CharField(max_length=200, blank=True, help_text="How the recipients were chosen, in words.")
+    status = models.CharField(max_length=20, choices=SendStatus.choices, default=SendStatus.DRAFT)
+    total = models.PositiveIntegerField(default=0, help_text="Recipients to send to (skipped ones excluded).")
+    skipped = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        indexes = [models.Index(fields=["status"], name="sending_send_status")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def effective_mailing_id(self) -> str:
+        return self.mailing_id or f"mailroom-{self.pk}"
+
+    @property
+    def effective_message_id_prefix(self) -> str:
+        return self.message_id_prefix or f"mailroom-{self.pk}"
+
+
+class BatchState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_FLIGHT = "in_flight", "In flight"
+    ACCEPTED = "accepted", "Accepted"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Outcome unknown"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SendBatch(models.Model):
+    """One Injection API request: up to 10 messages of up to 50 merge rows each.
+
+    Claimed atomically (pending → in_flight) before the HTTP call; an in_flight batch is never
+    put back to pending unless the client proved the request was not taken.
+    """
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="batches")
+    seq = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=BatchState.choices, default=BatchState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    transaction_receipt = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("send", "seq")
+        constraints = [models.UniqueConstraint(fields=["send", "seq"], name="sending_batch_unique_seq")]
+        indexes = [models.Index(fields=["send", "state", "seq"], name="sending_batch_claim")]
+
+    def __str__(self) -> str:
+        return f"batch {self.seq} of send {self.send_id} ({self.state})"
+
+
+class RecipientState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    SKIPPED = "skipped", "Skipped"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+class SendRecipient(models.Model):
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="recipients", db_index=False)
+    address = models.CharField(max_length=320, help_text="Trimmed and lower-cased.")
+    name = models.CharField(max_length=200, blank=True)
+    fields = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=RecipientState.choices, default=RecipientState.PENDING)
+    code = models.CharField(max_length=60, blank=True, help_text="SocketLabs' ErrorCode for a rejection.")
+    reason = models.CharField(max_length=200, blank=True, help_text="Why it was skipped.")
+    batch = models.ForeignKey(SendBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="recipients")
+
+    class Meta:
+        ordering = ("send", "pk")
+        constraints = [models.UniqueConstraint(fields=["send", "address"], name="sending_recipient_unique")]
+        indexes = [models.Index(fields=["send", "state"], name="sending_recipient_state")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.state})"

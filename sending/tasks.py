@@ -5,7 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from sending import services
+from sending import send_tasks, services
+
+__all__ = ["send_tasks"]  # bulk-send tasks live there; importing registers them with the worker
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_jitter=True, max_retries=5)

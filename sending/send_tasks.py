@@ -1,0 +1,36 @@
+"""Celery tasks for bulk sends: thin, take ids, safe to run twice (batches are claimed atomically)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from sending import engine
+
+
+@shared_task(
+    autoretry_for=(engine.NotTaken, OperationalError),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=5,
+)
+def dispatch_send(send_id: int) -> str:
+    """Send a send's batches; re-queued when its time budget is spent or its server is busy.
+
+    `NotTaken` (connect error, 429, 503 after the client's own retries) put the batch back to
+    pending, so retrying the task with backoff cannot send anyone twice.
+    """
+    outcome = engine.run_dispatcher(send_id)
+    if outcome == "budget":
+        dispatch_send.delay(send_id)
+    elif outcome == "busy":
+        dispatch_send.apply_async((send_id,), countdown=2)
+    return outcome
+
+
+@shared_task
+def sweep_sends() -> dict[str, int]:
+    """Beat, every minute: abandoned in-flight batches become unknown; pending work is re-queued."""
+    result = engine.sweep()
+    return {"unknown": result.marked_unknown, "requeued": result.requeued, "finished": result.finished}
