@@ -56,15 +56,15 @@ def lenient_email(raw: str) -> str | None:
     """For data SocketLabs itself sends back (the suppression download): anything address-shaped.
 
     The mirror must reflect SocketLabs even where our own rules are stricter, so this only
-    refuses what cannot be an address at all: no @, whitespace or control characters inside,
-    or longer than 320 characters.
+    refuses what cannot be an address at all: no @ (or nothing on one side of it), whitespace or
+    control characters inside, or longer than 320 characters. No regular expression: this runs
+    a million times per pull, and string methods are several times faster here.
     """
     address = raw.strip().lower()
-    if ASCII_EMAIL.fullmatch(address) and len(address) <= MAX_ADDRESS_LENGTH:
+    at = address.rfind("@")
+    if 0 < at < len(address) - 1 and len(address) <= 320 and " " not in address and address.isprintable():
         return address
-    if not address or "@" not in address or len(address) > 320 or _CONTROL_OR_SPACE.search(address):
-        return None
-    return address
+    return None
 
 
 def domain_of(address: str) -> str:

@@ -1,9 +1,10 @@
 """The local mirror of each server's SocketLabs suppression list, and the work that changes it.
 
 * `Suppression` — one row per (server, address): the mirror. Its primary key is the pair, so
-  the one btree that every check, prefix search, upsert and keyset page needs is the table's
-  own key. On PostgreSQL the address columns use the "C" collation, so `LIKE 'prefix%'` and
-  `ORDER BY address` use that btree whatever the database's collation is.
+  the btree that every check, prefix search, upsert and keyset page needs is the table's own
+  key; the only other index is (server, domain). On PostgreSQL the address columns use the "C"
+  collation, so prefix ranges and `ORDER BY address` use that btree whatever the database's
+  collation is.
 * `MirrorState` — per server: when the mirror was last pulled, and whether the server's plan
   includes suppression management at all (SocketLabs answers 403 when it does not).
 * `PendingWrite` — an add or remove that SocketLabs did not take yet (outbox). The mirror
@@ -67,10 +68,12 @@ class Suppression(models.Model):
     mirrored_at = models.DateTimeField(help_text="When Mailroom last wrote this row.")
 
     class Meta:
-        indexes = [
-            models.Index(fields=["server", "domain", "address"], name="supp_domain"),
-            models.Index(fields=["server", "last_update", "address"], name="supp_updated"),
-        ]
+        # Deliberately few btrees: each one costs as much as the row itself on a million-row pull
+        # (bench_suppression). (server, domain) has few distinct keys per server, so PostgreSQL
+        # deduplicates it into a small index that is cheap to maintain; a domain page then sorts
+        # that domain's rows, or walks the primary key when the domain is common. Date filters
+        # and "newest first" read the server's rows through the primary key (≈0.2 s for 1M rows).
+        indexes = [models.Index(fields=["server", "domain"], name="supp_server_domain")]
 
     def __str__(self) -> str:
         return f"{self.address} ({self.reason})"
