@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from sending import views
 
@@ -31,4 +31,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("dns/", views.dns_health, name="dns"),
     path("dns/check/", views.dns_check_record, name="dns_check_record"),
     path("dns/jobs/<uuid:job_id>/", views.dns_job, name="dns_job"),
+    path("sends/", include("sending.send_urls")),
 ]

@@ -1,0 +1,132 @@
+"""Forms for templates and sends: they check what a person typed; the engine checks again and does the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.models import Server
+from sending.composer import AudienceError, parse_fields
+from sending.models import Template
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class NoColon(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+def _fields_text(value: str, label: str) -> dict[str, str]:
+    try:
+        return parse_fields(value)
+    except AudienceError as exc:
+        raise forms.ValidationError(f"{label}: {exc}") from None
+
+
+class TemplateForm(forms.ModelForm):
+    class Meta:
+        model = Template
+        fields = ("name", "subject", "html_body", "text_body")
+        labels = {"html_body": "HTML body", "text_body": "Text body"}
+        help_texts = {
+            "subject": "Merge fields are written %%FirstName%%.",
+            "text_body": "Leave empty and tick “generate” to make it from the HTML.",
+        }
+        widgets = {
+            "html_body": forms.Textarea(attrs={"rows": 10}),
+            "text_body": forms.Textarea(attrs={"rows": 6}),
+        }
+
+    generate_text = forms.BooleanField(required=False, label="Generate the text body from the HTML")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not (data.get("html_body", "").strip() or data.get("text_body", "").strip()):
+            raise forms.ValidationError("Write an HTML body, a text body, or both.")
+        return data
+
+
+class PreviewForm(NoColon):
+    subject = forms.CharField(required=False)
+    html_body = forms.CharField(required=False)
+    text_body = forms.CharField(required=False)
+    row = forms.CharField(
+        required=False,
+        label="Preview for",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One “Field: value” per line, e.g. FirstName: Ann",
+    )
+
+    def clean_row(self) -> dict[str, str]:
+        return _fields_text(self.cleaned_data.get("row", ""), "Preview row")
+
+
+AUDIENCE_CHOICES = [("pasted", "Pasted addresses"), ("csv", "Uploaded CSV"), ("lists", "Contact lists")]
+
+
+class SendForm(NoColon):
+    template = forms.ModelChoiceField(queryset=Template.objects.none(), empty_label=None)
+    name = forms.CharField(max_length=200, required=False, help_text="For the history; blank: the template's name.")
+    from_address = forms.CharField(label="From address", max_length=254)
+    from_name = forms.CharField(label="From name", max_length=200, required=False)
+    reply_to = forms.CharField(label="Reply-To", max_length=254, required=False)
+    mailing_id = forms.CharField(label="Mailing id", max_length=100, required=False)
+    tags = forms.CharField(required=False, help_text="Comma-separated.")
+    global_fields = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Global merge fields",
+        help_text="“Field: value” per line; a recipient's own value wins.",
+    )
+    audience = forms.ChoiceField(choices=AUDIENCE_CHOICES, initial="pasted", widget=forms.RadioSelect)
+    addresses = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="One address per line, or CSV with a header row (email, then merge fields).",
+    )
+    csv_file = forms.FileField(required=False, label="CSV file", help_text="A header row names the merge fields.")
+    lists = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Contact lists")
+
+    def __init__(self, *args: Any, server: Server, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = Template.objects.filter(server=server)  # type: ignore[attr-defined]
+        from marketing.models import ContactList
+
+        self.fields["lists"].choices = [  # type: ignore[attr-defined]
+            (str(pk), name) for pk, name in ContactList.objects.filter(server=server).values_list("pk", "name")
+        ]
+
+    def clean_global_fields(self) -> dict[str, str]:
+        return _fields_text(self.cleaned_data.get("global_fields", ""), "Global merge fields")
+
+    def clean_tags(self) -> list[str]:
+        return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("audience")
+        if kind == "pasted" and not data.get("addresses", "").strip():
+            self.add_error("addresses", "Paste at least one address.")
+        elif kind == "csv":
+            upload = data.get("csv_file")
+            if not upload:
+                self.add_error("csv_file", "Choose a CSV file.")
+            elif upload.size > MAX_UPLOAD_BYTES:
+                self.add_error("csv_file", f"The file is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        elif kind == "lists" and not data.get("lists"):
+            self.add_error("lists", "Choose at least one list.")
+        return data
+
+
+class RetryForm(NoColon):
+    include_unknown = forms.BooleanField(
+        required=False,
+        label="Also re-send recipients whose outcome is unknown (they may get the message twice)",
+    )

@@ -1,0 +1,264 @@
+"""Compose and send pages: templates with a live preview, the send wizard, progress and history.
+
+Marketing and Admin compose and send; every member reads. Each view fetches its server through
+the access helper (404 for no access, 403 for a role that may not send).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.html import strip_tags
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access, audit
+from accounts.http import AuthedRequest
+from accounts.models import Server
+from accounts.roles import Capability
+from sending import composer, engine
+from sending.models import RecipientState, Send, SendRecipient, SendStatus, Template
+from sending.send_forms import PreviewForm, RetryForm, SendForm, TemplateForm
+
+
+def _server(request: AuthedRequest, server_id: int, capability: str = Capability.READ) -> Server:
+    return access.get_server_for_user(request.user, server_id, capability)
+
+
+def _can_send(request: AuthedRequest, server: Server) -> bool:
+    return access.user_can(request.user, server, Capability.MARKETING)
+
+
+def text_from_html(body: str) -> str:
+    """A plain-text body from HTML: block ends become line breaks, tags go, entities are decoded."""
+    body = re.sub(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|tr)>", "\n", body)
+    text = html.unescape(strip_tags(body))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
+
+
+# --- templates -----------------------------------------------------------------------------------
+@require_GET
+def template_list(request: AuthedRequest, server_id: int) -> HttpResponse:
+    server = _server(request, server_id)
+    return render(
+        request,
+        "sending/sends/templates.html",
+        {"server": server, "templates": Template.objects.filter(server=server), "can_send": _can_send(request, server)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def template_edit(request: AuthedRequest, server_id: int, template_id: int | None = None) -> HttpResponse:
+    server = _server(request, server_id, Capability.MARKETING)
+    template = get_object_or_404(Template, server=server, pk=template_id) if template_id else None
+    form = TemplateForm(request.POST or None, instance=template)
+    if request.method == "POST" and form.is_valid():
+        item = form.save(commit=False)
+        if form.cleaned_data.get("generate_text"):
+            item.text_body = text_from_html(item.html_body)
+        item.server = server
+        item.updated_at = timezone.now()
+        if item.pk is None:
+            item.created_by = request.user
+        item.save()
+        audit.record(
+            action="send_template.update" if template else "send_template.create",
+            request=request,
+            server=server,
+            target=f"template {item.pk} {item.name}",
+        )
+        messages.success(request, f"Template “{item.name}” saved.")
+        return redirect("sending:send_template_edit", server.pk, item.pk)
+    preview = composer.preview(
+        subject=form["subject"].value() or "",
+        html_body=form["html_body"].value() or "",
+        text_body=form["text_body"].value() or "",
+        row={},
+    )
+    return render(
+        request,
+        "sending/sends/template_edit.html",
+        {"server": server, "form": form, "template": template, "preview": preview, "row_text": ""},
+    )
+
+
+@require_POST
+def template_preview(request: AuthedRequest, server_id: int) -> HttpResponse:
+    """HTMX: the preview for the pasted row. Values are substituted as plain text and shown escaped."""
+    server = _server(request, server_id)
+    form = PreviewForm(request.POST)
+    error = ""
+    row: dict[str, str] = {}
+    if form.is_valid():
+        row = form.cleaned_data["row"]
+    else:
+        error = " ".join(str(e) for errs in form.errors.values() for e in errs)
+    data = form.cleaned_data if form.is_valid() else {}
+    preview = composer.preview(
+        subject=data.get("subject", request.POST.get("subject", "")),
+        html_body=data.get("html_body", request.POST.get("html_body", "")),
+        text_body=data.get("text_body", request.POST.get("text_body", "")),
+        row=row,
+    )
+    return render(
+        request, "sending/sends/_preview.html", {"server": server, "preview": preview, "preview_error": error}
+    )
+
+
+# --- sends ---------------------------------------------------------------------------------------
+@require_GET
+def send_list(request: AuthedRequest, server_id: int) -> HttpResponse:
+    server = _server(request, server_id)
+    page = Paginator(Send.objects.filter(server=server).select_related("created_by"), 25).get_page(
+        request.GET.get("page")
+    )
+    counts = engine.history_counts(list(page.object_list))
+    rows = [(send, counts[send.pk]) for send in page.object_list]
+    return render(
+        request,
+        "sending/sends/list.html",
+        {"server": server, "page": page, "rows": rows, "can_send": _can_send(request, server)},
+    )
+
+
+def _audience_rows(form: SendForm, server: Server, send: Send, upload_path: Path | None) -> engine.Expansion:
+    kind = form.cleaned_data["audience"]
+    if kind == "pasted":
+        return engine.add_recipients(send, composer.pasted_rows(form.cleaned_data["addresses"]))
+    if kind == "csv":
+        assert upload_path is not None
+        return engine.add_recipients(send, composer.csv_rows(upload_path))
+    audience = composer.contact_rows(server, list_ids=[int(i) for i in form.cleaned_data["lists"]])
+    return engine.add_recipients(send, audience.rows, skip=audience.skipped)
+
+
+def _describe(form: SendForm) -> str:
+    kind = form.cleaned_data["audience"]
+    if kind == "csv":
+        return f"CSV file {form.cleaned_data['csv_file'].name}"
+    if kind == "lists":
+        names = dict(form.fields["lists"].choices)  # type: ignore[attr-defined]
+        return "Lists: " + ", ".join(str(names.get(i, i)) for i in form.cleaned_data["lists"])
+    return "Pasted addresses"
+
+
+@require_http_methods(["GET", "POST"])
+def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
+    """Step 1: audience, template and settings. Creates a draft with its recipients, then the summary."""
+    server = _server(request, server_id, Capability.MARKETING)
+    form = SendForm(request.POST or None, request.FILES or None, server=server)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with tempfile.TemporaryDirectory() as folder, transaction.atomic():
+                upload_path = None
+                if data["audience"] == "csv":
+                    upload_path = Path(folder) / "audience.csv"
+                    with upload_path.open("wb") as out:
+                        for chunk in data["csv_file"].chunks():
+                            out.write(chunk)
+                send = engine.create_send(
+                    server=server,
+                    actor=request.user,
+                    template=data["template"],
+                    name=data["name"],
+                    from_address=data["from_address"],
+                    from_name=data["from_name"],
+                    reply_to=data["reply_to"],
+                    mailing_id=data["mailing_id"],
+                    tags=data["tags"],
+                    global_fields=data["global_fields"],
+                    audience=_describe(form),
+                    request=request,
+                )
+                _audience_rows(form, server, send, upload_path)
+        except (engine.SendError, composer.AudienceError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("sending:send_detail", server.pk, send.pk)
+    return render(request, "sending/sends/new.html", {"server": server, "form": form})
+
+
+def _detail_context(request: AuthedRequest, server: Server, send: Send) -> dict[str, Any]:
+    progress = engine.progress(send)
+    used = engine.merge_fields_in(send.subject, send.html_body, send.text_body)
+    sample = SendRecipient.objects.filter(send=send, state=RecipientState.PENDING).values_list("fields", flat=True)[
+        :200
+    ]
+    available = {k for fields in sample for k in fields} | set(send.global_fields)
+    skipped = SendRecipient.objects.filter(send=send, state=RecipientState.SKIPPED).order_by("pk")[:20]
+    return {
+        "server": server,
+        "send": send,
+        "progress": progress,
+        "can_send": _can_send(request, server),
+        "unused_fields": composer.unused_fields(used, sorted(available)) if send.status == SendStatus.DRAFT else [],
+        "estimate": engine.estimated_seconds(progress.total),
+        "skipped_rows": skipped,
+        "retry_form": RetryForm(),
+        "finished": send.status in (SendStatus.DONE, SendStatus.CANCELLED),
+    }
+
+
+@require_GET
+def send_detail(request: AuthedRequest, server_id: int, send_id: int) -> HttpResponse:
+    server = _server(request, server_id)
+    send = get_object_or_404(Send, server=server, pk=send_id)
+    return render(request, "sending/sends/detail.html", _detail_context(request, server, send))
+
+
+@require_GET
+def send_progress(request: AuthedRequest, server_id: int, send_id: int) -> HttpResponse:
+    """HTMX: the progress card; it polls itself until the send stops."""
+    server = _server(request, server_id)
+    send = get_object_or_404(Send, server=server, pk=send_id)
+    return render(request, "sending/sends/_progress.html", _detail_context(request, server, send))
+
+
+@require_POST
+def send_action(request: AuthedRequest, server_id: int, send_id: int, action: str) -> HttpResponse:
+    server = _server(request, server_id, Capability.MARKETING)
+    send = get_object_or_404(Send, server=server, pk=send_id)
+    try:
+        if action == "start":
+            engine.start(send, actor=request.user, request=request)
+            messages.success(request, f"Sending to {send.total:,} recipients.")
+        elif action == "pause":
+            ok = engine.pause(send, actor=request.user, request=request)
+            (messages.success if ok else messages.error)(
+                request, "Paused." if ok else "Only a queued or sending send can be paused."
+            )
+        elif action == "resume":
+            ok = engine.resume(send, actor=request.user, request=request)
+            (messages.success if ok else messages.error)(request, "Resumed." if ok else "Only a paused send resumes.")
+        elif action == "cancel":
+            ok = engine.cancel(send, actor=request.user, request=request)
+            (messages.success if ok else messages.error)(
+                request, "Cancelled." if ok else "This send has already finished."
+            )
+        elif action == "retry":
+            form = RetryForm(request.POST)
+            form.is_valid()
+            count = engine.retry_failed(
+                send,
+                actor=request.user,
+                include_unknown=bool(form.cleaned_data.get("include_unknown")),
+                request=request,
+            )
+            (messages.success if count else messages.error)(
+                request, f"Re-sending to {count:,} recipients." if count else "There is nobody to retry."
+            )
+        else:
+            return HttpResponse(status=404)
+    except engine.SendError as exc:
+        messages.error(request, str(exc))
+    return redirect("sending:send_detail", server.pk, send.pk)
