@@ -450,11 +450,9 @@ def request_apply(*, job: ImportJob, actor: Any, skip_invalid: bool, request: Ht
         )
         if not claimed:
             raise ImportRefused("This import was applied or cancelled meanwhile.")
-        already = "already on the list" if job.kind == JobKind.ADD else "not on the list"
+        # "Unchanged" entries stay as they are: the report labels them by their action, so applying
+        # a million-row file never rewrites a million rows in this request.
         for target in targets:
-            ImportEntry.objects.filter(target=target, action=Action.UNCHANGED).update(
-                outcome=Outcome.SKIPPED, detail=already
-            )
             ImportTarget.objects.filter(pk=target.pk).update(status=TargetStatus.APPLYING)
             audit.record(
                 action=f"suppression.import.{job.kind}",

@@ -434,9 +434,12 @@ class SearchPage:
     filters: SearchFilters
 
 
-def _successor(prefix: str) -> str:
+def _successor(prefix: str) -> str | None:
     """The smallest string greater than every string starting with `prefix`, in byte (C) order."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return None  # nothing sorts after it: the range is open-ended
+    return prefix[:-1] + chr(last + 1)
 
 
 def _day_start(day: date) -> datetime:
@@ -452,7 +455,9 @@ def filtered(server: Server, filters: SearchFilters) -> QuerySet[Suppression]:
             qs = qs.filter(address=address)
         else:
             # A range, not LIKE: it uses the primary key (address is C-collated) on every database.
-            qs = qs.filter(address__gte=address, address__lt=_successor(address))
+            upper = _successor(address)
+            qs = qs.filter(address__gte=address)
+            qs = qs.filter(address__lt=upper) if upper is not None else qs.filter(address__startswith=address)
     domain = filters.domain.strip().lower().lstrip("@")
     if domain:
         qs = qs.filter(domain=domain)
@@ -625,6 +630,28 @@ def sync(*, server: Server) -> SyncOutcome:
         f"{result.removed:,} gone.",
         result,
     )
+
+
+def resume_stale_syncs(*, now: datetime | None = None) -> int:
+    """Beat: re-queue pulls whose task was lost (queued long ago) or whose worker died (running too long).
+
+    A pull is one transaction, so a dead worker left nothing half-written; it only has to run again.
+    """
+    now = now or timezone.now()
+    stale = list(
+        MirrorState.objects.filter(
+            Q(sync_status=SyncStatus.QUEUED, sync_requested_at__lt=now - SYNC_STALE_AFTER)
+            | Q(sync_status=SyncStatus.RUNNING, sync_started_at__lt=now - SYNC_STALE_AFTER)
+        ).values_list("server_id", flat=True)
+    )
+    if not stale:
+        return 0
+    from suppression.tasks import sync_server
+
+    MirrorState.objects.filter(server_id__in=stale).update(sync_status=SyncStatus.QUEUED, sync_requested_at=now)
+    for server_id in stale:
+        sync_server.delay(server_id)
+    return len(stale)
 
 
 def _sync_ended(server: Server, status: str, error: str) -> None:

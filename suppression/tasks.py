@@ -50,8 +50,9 @@ def run_import(job_id: str) -> str:
 
 @shared_task
 def sweep() -> dict[str, int]:
-    """Beat, every minute: retry due outbox writes, resume stalled imports, forget old removals."""
+    """Beat, every minute: retry due outbox writes, resume stalled imports and pulls, forget old removals."""
     result = imports.sweep()
+    result["syncs_resumed"] = services.resume_stale_syncs()
     result["writes_retried"] = services.retry_due_writes()
     result["removals_pruned"] = services.prune()
     return result

@@ -99,3 +99,13 @@ def test_the_import_task_hands_over_when_its_time_is_up(
 
 def test_the_sync_task_ignores_a_deleted_server() -> None:
     assert tasks.sync_server(999_999) == "gone"
+
+
+def test_the_sweeper_requeues_lost_and_crashed_pulls(server: Server, other_server: Server, enqueued: list) -> None:
+    now = timezone.now()
+    MirrorState.objects.create(server=server, sync_status=SyncStatus.QUEUED, sync_requested_at=now)
+    MirrorState.objects.create(server=other_server, sync_status=SyncStatus.RUNNING, sync_started_at=now)
+    assert services.resume_stale_syncs(now=now + timedelta(minutes=5)) == 0
+    assert services.resume_stale_syncs(now=now + timedelta(hours=1)) == 2
+    assert sorted(args for _, args in enqueued) == sorted([(server.pk,), (other_server.pk,)])
+    assert set(MirrorState.objects.values_list("sync_status", flat=True)) == {SyncStatus.QUEUED}

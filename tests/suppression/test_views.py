@@ -303,3 +303,8 @@ def test_the_cross_server_choice_offers_only_servers_the_user_may_change(
     assert "Also apply to" not in page
     Membership.objects.filter(user=ops, server=other_server).update(role="ops")
     assert "Also apply to" in body(as_user(ops).get(url(server, "import/")))
+
+
+def test_a_prefix_ending_in_the_last_code_point_still_searches(as_user: AsUser, server: Server, viewer: User) -> None:
+    response = as_user(viewer).get(url(server), {"address": "a\U0010ffff"})
+    assert response.status_code == 200
