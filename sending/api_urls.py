@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from accounts.api import login_not_required_view
-from sending import api
+from sending import api, send_api
 
 _S = "servers/<int:server_id>/sending/"
 
@@ -35,3 +35,16 @@ urlpatterns: list[URLPattern] = [
 ]
 for _pattern in urlpatterns:
     _pattern.callback = login_not_required_view(_pattern.callback)  # type: ignore[arg-type]
+
+# Bulk sends (sending/send_api.py).
+_SENDS = "servers/<int:server_id>/sends/"
+_send_patterns: list[URLPattern] = [
+    path(_SENDS, send_api.sends, name="api-sends"),
+    path(_SENDS + "<int:send_id>/", send_api.send_detail, name="api-send"),
+    path(_SENDS + "<int:send_id>/recipients/", send_api.send_recipients, name="api-send-recipients"),
+    path(_SENDS + "<int:send_id>/results/", send_api.send_results, name="api-send-results"),
+    path(_SENDS + "<int:send_id>/<str:action>/", send_api.send_action, name="api-send-action"),
+]
+for _pattern in _send_patterns:
+    _pattern.callback = login_not_required_view(_pattern.callback)  # type: ignore[arg-type]
+urlpatterns += _send_patterns
