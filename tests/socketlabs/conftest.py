@@ -91,3 +91,80 @@ def loose() -> Iterator[responses.RequestsMock]:
     """Answers matched by URL, any order, reusable."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
+
+
+# --- the real client against the sandbox over HTTP (tests/socketlabs/test_live_*.py) ------------------
+# Those modules mark themselves `django_db(transaction=True, available_apps=LIVE_APPS)`: the live
+# server's thread must see committed rows, and flushing only the sandbox's tables after each test
+# keeps the suite fast.
+LIVE_APPS = ["sandbox", "accounts", "django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions"]
+
+
+@pytest.fixture
+def live_sandbox(live_server: Any, settings: Any) -> Iterator[str]:
+    """The sandbox switched on; its root URL (`http://127.0.0.1:PORT/sandbox`)."""
+    from django.conf import settings as django_settings
+
+    settings.SANDBOX_ENABLED = True
+    # Live-server threads may outlive a request; without persistent connections PostgreSQL can
+    # drop the test database afterwards.
+    database = django_settings.DATABASES["default"]
+    kept = database.get("CONN_MAX_AGE", 0)
+    database["CONN_MAX_AGE"] = 0
+    yield f"{live_server.url}/sandbox"
+    database["CONN_MAX_AGE"] = kept
+
+
+@pytest.fixture
+def live_keys(live_sandbox: str, transactional_db: None) -> Any:
+    """A sandbox server (id 17001) with one raw key per API."""
+    from tests.sandbox.conftest import make_sandbox_server
+
+    return make_sandbox_server()
+
+
+@pytest.fixture
+def make_live_client(live_sandbox: str, request: pytest.FixtureRequest) -> Iterator[Callable[..., SocketLabsClient]]:
+    """A real client pointed at the sandbox: one attempt, short timeouts, breakers of its own.
+
+    Every endpoint the test's clients call is recorded; a test that declares `@covers(...)` paths
+    fails at teardown unless it really called each of them (so the coverage table cannot lie).
+    """
+    called: set[str] = set()
+
+    def make(keys: Any = None, **overrides: Any) -> SocketLabsClient:
+        options: dict[str, Any] = {
+            "api_url": f"{live_sandbox}/api/v2",
+            "inject_url": f"{live_sandbox}/inject/api/v1/email",
+            "marketing_url": f"{live_sandbox}/marketing/v1",
+            "timeout": (2, 10),
+            "max_attempts": 1,
+            "breakers": BreakerRegistry(),
+        }
+        if keys is not None:
+            options.update(
+                server_id=keys.server_id,
+                api_key=keys.api_key,
+                injection_key=keys.injection_key,
+                marketing_key=keys.marketing_key,
+            )
+        options.update(overrides)
+        client = SocketLabsClient(**options)
+        real_call = client.transport.call
+
+        def recording_call(endpoint: Any, **kwargs: Any) -> Any:
+            called.add(endpoint.name)
+            return real_call(endpoint, **kwargs)
+
+        client.transport.call = recording_call  # type: ignore[method-assign]
+        return client
+
+    yield make
+    declared = set(getattr(request.function, "covers_paths", ()))
+    missing = declared - called
+    assert not missing, f"{request.node.name} declares paths it never called: {sorted(missing)}"
+
+
+@pytest.fixture
+def live_client(make_live_client: Callable[..., SocketLabsClient], live_keys: Any) -> SocketLabsClient:
+    return make_live_client(live_keys)
