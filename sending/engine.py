@@ -13,6 +13,7 @@ Nothing here runs a task per recipient (shared/limits.md §4): a task dispatches
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -166,49 +167,74 @@ def add_recipients(send: Send, rows: Iterable[AudienceRow], *, skip: Iterable[tu
     if send.status != SendStatus.DRAFT:
         raise SendError("Recipients can only be added to a draft.")
     added = skipped = duplicates = 0
+    pending, skip_state = str(RecipientState.PENDING), str(RecipientState.SKIPPED)
     for chunk in _chunks(rows, EXPAND_CHUNK):
-        objs: dict[str, SendRecipient] = {}
-        invalid: list[SendRecipient] = []
+        # Plain tuples (address, name, fields, state, reason): model instances cost a third of the time.
+        good: dict[str, Staged] = {}
+        invalid: list[Staged] = []
         for row in chunk:
             try:
                 address = normalise_email(row.address)
             except InvalidAddress as exc:
                 where = f"line {row.line}: " if row.line else ""
-                invalid.append(
-                    SendRecipient(
-                        send=send,
-                        address=row.address.strip()[:320] or f"(empty, line {row.line})",
-                        state=RecipientState.SKIPPED,
-                        reason=f"{where}{exc}"[:200],
-                    )
-                )
+                shown = row.address.strip()[:320] or f"(empty, line {row.line})"
+                invalid.append((shown, "", {}, skip_state, f"{where}{exc}"[:200]))
                 continue
-            if address in objs:
+            if address in good:
                 duplicates += 1
                 continue
-            objs[address] = SendRecipient(
-                send=send,
-                address=address,
-                name=row.name[:200],
-                fields={str(k): str(v) for k, v in (row.fields or {}).items()},
-            )
-        suppressed = is_suppressed(server=send.server, addresses=list(objs)) if objs else set()
+            fields = {str(k): str(v) for k, v in (row.fields or {}).items()}
+            good[address] = (address, row.name[:200], fields, pending, "")
+        suppressed = is_suppressed(server=send.server, addresses=list(good)) if good else set()
         for address in suppressed:
-            objs[address].state = RecipientState.SKIPPED
-            objs[address].reason = "suppressed"
-        batch = [*objs.values(), *invalid]
-        # Conflicts (an address already in this send from an earlier chunk or call) are dropped.
-        SendRecipient.objects.bulk_create(batch, ignore_conflicts=True)
-        added += sum(1 for r in batch if r.state == RecipientState.PENDING)
-        skipped += sum(1 for r in batch if r.state == RecipientState.SKIPPED)
-    for chunk in _chunks(skip, EXPAND_CHUNK):
-        extra = [
-            SendRecipient(send=send, address=a, state=RecipientState.SKIPPED, reason=why[:200]) for a, why in chunk
-        ]
-        SendRecipient.objects.bulk_create(extra, ignore_conflicts=True)
+            good[address] = (*good[address][:3], skip_state, "suppressed")
+        _insert_recipients(send, [*good.values(), *invalid])
+        added += len(good) - len(suppressed)
+        skipped += len(suppressed) + len(invalid)
+    for extra in _chunks(skip, EXPAND_CHUNK):
+        _insert_recipients(send, [(a, "", {}, skip_state, why[:200]) for a, why in extra])
         skipped += len(extra)
     _refresh_totals(send)
     return Expansion(added=added, skipped=skipped, duplicates=duplicates)
+
+
+Staged = tuple[str, str, dict[str, str], str, str]
+
+
+def _insert_recipients(send: Send, rows: Sequence[Staged]) -> None:
+    """Insert a chunk; an address already in this send (an earlier chunk or call) is dropped.
+
+    On PostgreSQL: COPY into a temporary stage, then one INSERT … ON CONFLICT DO NOTHING —
+    several times faster than `bulk_create` for these JSON rows (measured for bench_send).
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objs = [
+            SendRecipient(send=send, address=a, name=n, fields=f, state=st, reason=why) for a, n, f, st, why in rows
+        ]
+        SendRecipient.objects.bulk_create(objs, ignore_conflicts=True)
+        return
+    with transaction.atomic():
+        connection.ensure_connection()
+        raw = connection.connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS sending_recipient_stage "
+                "(address text, name text, fields jsonb, state text, reason text) ON COMMIT DELETE ROWS"
+            )
+            with cursor.copy("COPY sending_recipient_stage (address, name, fields, state, reason) FROM STDIN") as copy:
+                for address, name, fields, state, reason in rows:
+                    copy.write_row((address, name, json.dumps(fields), state, reason))
+            cursor.execute(
+                "INSERT INTO sending_sendrecipient (send_id, address, name, fields, state, code, reason) "
+                "SELECT %s, address, name, fields, state, '', reason FROM sending_recipient_stage "
+                "ON CONFLICT (send_id, address) DO NOTHING",
+                [send.pk],
+            )
+            # Inside a caller's longer transaction ON COMMIT comes late; empty the stage for the next chunk now.
+            cursor.execute("DELETE FROM sending_recipient_stage")
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
