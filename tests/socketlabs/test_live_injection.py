@@ -10,10 +10,10 @@ import socketlabs
 from sandbox.models import SandboxMessage
 from socketlabs import BasicMessage, BulkMessage, BulkRecipient, SendResult, SocketLabsClient
 from tests.sandbox.conftest import SandboxKeys
-from tests.socketlabs.conftest import LIVE_APPS
+from tests.socketlabs.conftest import LIVE_MARKS
 from tests.socketlabs.test_live_coverage import covers
 
-pytestmark = pytest.mark.django_db(transaction=True, available_apps=LIVE_APPS)
+pytestmark = LIVE_MARKS
 
 
 @covers("inject")

@@ -12,10 +12,10 @@ import socketlabs
 from sandbox.models import SandboxContact, SandboxContactList, SandboxCustomField
 from socketlabs import SocketLabsClient
 from tests.sandbox.conftest import SandboxKeys
-from tests.socketlabs.conftest import LIVE_APPS
+from tests.socketlabs.conftest import LIVE_MARKS
 from tests.socketlabs.test_live_coverage import covers
 
-pytestmark = pytest.mark.django_db(transaction=True, available_apps=LIVE_APPS)
+pytestmark = LIVE_MARKS
 
 
 @covers("marketing.lists.list", "marketing.lists.add_contact", "marketing.lists.add_existing_contact")

@@ -15,10 +15,10 @@ from sandbox import webhooks
 from sandbox.models import SandboxEvent, SandboxMessage, SandboxServer
 from socketlabs import BasicMessage, SocketLabsClient
 from tests.sandbox.conftest import SandboxKeys
-from tests.socketlabs.conftest import LIVE_APPS
+from tests.socketlabs.conftest import LIVE_MARKS
 from tests.socketlabs.test_live_coverage import covers
 
-pytestmark = pytest.mark.django_db(transaction=True, available_apps=LIVE_APPS)
+pytestmark = LIVE_MARKS
 
 # The local part decides the outcome (§0a simulation).
 SPRING = ["plain@example.net", "bounce@example.net", "complain@example.net", "open@example.net", "click@example.net"]

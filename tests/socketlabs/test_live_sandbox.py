@@ -16,8 +16,9 @@ from pytest_django.fixtures import Settings
 import socketlabs
 from socketlabs import BasicMessage, BulkMessage, BulkRecipient, SendResult, SocketLabsClient
 from tests.sandbox.conftest import SandboxKeys, make_sandbox_server
+from tests.socketlabs.conftest import LIVE_MARKS
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = LIVE_MARKS
 
 
 @pytest.fixture(autouse=True)

@@ -25,10 +25,10 @@ from sandbox.models import (
 from socketlabs import BasicMessage, SocketLabsClient
 from tests.sandbox.conftest import SandboxKeys
 from tests.sandbox.injection_support import Receiver, running_receiver
-from tests.socketlabs.conftest import LIVE_APPS
+from tests.socketlabs.conftest import LIVE_MARKS
 from tests.socketlabs.test_live_coverage import covers
 
-pytestmark = pytest.mark.django_db(transaction=True, available_apps=LIVE_APPS)
+pytestmark = LIVE_MARKS
 
 
 @pytest.fixture
