@@ -320,14 +320,91 @@ def start(send: Send, *, actor: Any, request: HttpRequest | None = None) -> None
         _refresh_totals(locked)
         if not locked.total:
             raise SendError("There is nobody to send to: every recipient was skipped.")
-        _transition(locked, [SendStatus.DRAFT], SendStatus.QUEUED)
+        threshold = approval_threshold(send.server)
+        if threshold is not None and locked.total > threshold:
+            # Above the server's limit a second Admin approves before anything goes out.
+            _transition(locked, [SendStatus.DRAFT], SendStatus.AWAITING_APPROVAL)
+            audit.record(
+                action="send.approval_requested",
+                request=request,
+                actor=actor,
+                server=send.server,
+                target=f"send {send.pk}",
+                after={"recipients": locked.total, "threshold": threshold},
+            )
+        else:
+            _transition(locked, [SendStatus.DRAFT], SendStatus.QUEUED)
+            audit.record(
+                action="send.start",
+                request=request,
+                actor=actor,
+                server=send.server,
+                target=f"send {send.pk}",
+                after={"recipients": locked.total, "skipped": locked.skipped},
+            )
+            _enqueue(send.pk, max_in_flight())
+    send.refresh_from_db()
+
+
+def approval_threshold(server: Server) -> int | None:
+    from sending.models import SendSettings
+
+    return SendSettings.objects.filter(server=server).values_list("approval_threshold", flat=True).first()
+
+
+def set_approval_threshold(
+    server: Server, threshold: int | None, *, actor: Any, request: HttpRequest | None = None
+) -> None:
+    from sending.models import SendSettings
+
+    before = approval_threshold(server)
+    SendSettings.objects.update_or_create(
+        server=server, defaults={"approval_threshold": threshold, "updated_at": timezone.now()}
+    )
+    audit.record(
+        action="send.settings",
+        request=request,
+        actor=actor,
+        server=server,
+        target="approval threshold",
+        before={"approval_threshold": before},
+        after={"approval_threshold": threshold},
+    )
+
+
+def can_approve(send: Send, user: Any) -> bool:
+    """An Admin of the server other than the person who created the send."""
+    from accounts.access import user_can
+    from accounts.roles import Capability
+
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and user_can(user, send.server, Capability.MANAGE_SERVER)
+        and user.pk != send.created_by_id
+    )
+
+
+def approve(send: Send, *, actor: Any, request: HttpRequest | None = None) -> None:
+    """awaiting approval → queued, by a second Admin. Raises SendError otherwise."""
+    if not can_approve(send, actor):
+        raise SendError("A send needs the approval of an Admin of this server other than the person who created it.")
+    with transaction.atomic():
+        done = _transition(
+            send,
+            [SendStatus.AWAITING_APPROVAL],
+            SendStatus.QUEUED,
+            approved_by=actor,
+            approved_at=timezone.now(),
+        )
+        if not done:
+            raise SendError("This send is not waiting for approval.")
         audit.record(
-            action="send.start",
+            action="send.approve",
             request=request,
             actor=actor,
             server=send.server,
             target=f"send {send.pk}",
-            after={"recipients": locked.total, "skipped": locked.skipped},
+            after={"recipients": send.total},
         )
         _enqueue(send.pk, max_in_flight())
     send.refresh_from_db()

@@ -369,3 +369,18 @@ class SendRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.state})"
+
+
+class SendSettings(models.Model):
+    """Per-server rules for bulk sends."""
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, primary_key=True, related_name="send_settings")
+    approval_threshold = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Sends to more recipients than this need a second Admin's approval; empty: never.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"send settings of {self.server_id}"

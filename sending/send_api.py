@@ -256,7 +256,10 @@ def send_results(request: Request, server_id: int, send_id: int) -> Response:
 )
 @api_view(["POST"])
 def send_action(request: Request, server_id: int, send_id: int, action: str) -> Response:
-    """start, pause, resume, cancel or retry (failed recipients; unknown ones only with include_unknown)."""
+    """start, approve (a second Admin), pause, resume, cancel or retry.
+
+    retry re-sends failed recipients; unknown ones only with include_unknown.
+    """
     server = _server(request, server_id, Capability.MARKETING)
     send = get_object_or_404(Send, server=server, pk=send_id)
     dj = request._request
@@ -270,6 +273,9 @@ def send_action(request: Request, server_id: int, send_id: int, action: str) -> 
             ok = engine.resume(send, actor=request.user, request=dj)
         elif action == "cancel":
             ok = engine.cancel(send, actor=request.user, request=dj)
+        elif action == "approve":
+            engine.approve(send, actor=request.user, request=dj)
+            ok = True
         elif action == "retry":
             serializer = RetrySerializer(data=request.data)
             serializer.is_valid(raise_exception=True)

@@ -130,3 +130,12 @@ class RetryForm(NoColon):
         required=False,
         label="Also re-send recipients whose outcome is unknown (they may get the message twice)",
     )
+
+
+class SendSettingsForm(NoColon):
+    approval_threshold = forms.IntegerField(
+        required=False,
+        min_value=0,
+        label="Approval above",
+        help_text="Sends to more recipients than this need a second Admin's approval. Empty: never.",
+    )

@@ -9,6 +9,7 @@ from sending import send_views as views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.send_list, name="send_list"),
     path("new/", views.send_new, name="send_new"),
+    path("settings/", views.send_settings, name="send_settings"),
     path("templates/", views.template_list, name="send_templates"),
     path("templates/new/", views.template_edit, name="send_template_new"),
     path("templates/preview/", views.template_preview, name="send_template_preview"),

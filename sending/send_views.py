@@ -27,7 +27,7 @@ from accounts.models import Server
 from accounts.roles import Capability
 from sending import composer, engine
 from sending.models import RecipientState, Send, SendRecipient, SendStatus, Template
-from sending.send_forms import PreviewForm, RetryForm, SendForm, TemplateForm
+from sending.send_forms import PreviewForm, RetryForm, SendForm, SendSettingsForm, TemplateForm
 
 
 def _server(request: AuthedRequest, server_id: int, capability: str = Capability.READ) -> Server:
@@ -123,11 +123,41 @@ def send_list(request: AuthedRequest, server_id: int) -> HttpResponse:
     )
     counts = engine.history_counts(list(page.object_list))
     rows = [(send, counts[send.pk]) for send in page.object_list]
+    can_manage = access.user_can(request.user, server, Capability.MANAGE_SERVER)
+    settings_form = SendSettingsForm(initial={"approval_threshold": engine.approval_threshold(server)})
     return render(
         request,
         "sending/sends/list.html",
-        {"server": server, "page": page, "rows": rows, "can_send": _can_send(request, server)},
+        {
+            "server": server,
+            "page": page,
+            "rows": rows,
+            "can_send": _can_send(request, server),
+            "can_manage": can_manage,
+            "settings_form": settings_form,
+        },
     )
+
+
+@require_POST
+def send_settings(request: AuthedRequest, server_id: int) -> HttpResponse:
+    """Admins: the recipient count above which a send needs a second Admin's approval."""
+    server = _server(request, server_id, Capability.MANAGE_SERVER)
+    form = SendSettingsForm(request.POST)
+    if form.is_valid():
+        threshold = form.cleaned_data["approval_threshold"]
+        engine.set_approval_threshold(server, threshold, actor=request.user, request=request)
+        messages.success(
+            request,
+            f"Sends to more than {threshold:,} recipients now need a second Admin's approval."
+            if threshold is not None
+            else "Sends no longer need approval.",
+        )
+    else:
+        messages.error(
+            request, "Approval threshold: " + " ".join(str(e) for e in form.errors.get("approval_threshold") or [])
+        )
+    return redirect("sending:send_list", server.pk)
 
 
 def _audience_rows(form: SendForm, server: Server, send: Send, upload_path: Path | None) -> engine.Expansion:
@@ -206,6 +236,7 @@ def _detail_context(request: AuthedRequest, server: Server, send: Send) -> dict[
         "skipped_rows": skipped,
         "retry_form": RetryForm(),
         "finished": send.status in (SendStatus.DONE, SendStatus.CANCELLED),
+        "can_approve": send.status == SendStatus.AWAITING_APPROVAL and engine.can_approve(send, request.user),
     }
 
 
@@ -245,6 +276,9 @@ def send_action(request: AuthedRequest, server_id: int, send_id: int, action: st
             (messages.success if ok else messages.error)(
                 request, "Cancelled." if ok else "This send has already finished."
             )
+        elif action == "approve":
+            engine.approve(send, actor=request.user, request=request)
+            messages.success(request, f"Approved: sending to {send.total:,} recipients.")
         elif action == "retry":
             form = RetryForm(request.POST)
             form.is_valid()
