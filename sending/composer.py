@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from accounts.models import Server
 from common.csvio import CsvFileError, CsvReader, find_column, looks_like_email
@@ -169,3 +170,44 @@ def unused_fields(used: Sequence[str], available: Sequence[str]) -> list[str]:
     """Template fields no recipient has: the composer warns about them."""
     have = {a.casefold() for a in available}
     return [f for f in used if f.casefold() not in have]
+
+
+# --- test send -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TestOutcome:
+    ok: bool
+    message: str
+
+
+def test_send(*, server: Server, template: Any, to: str, from_address: str, row: dict[str, str]) -> TestOutcome:
+    """One message to one address (the signed-in user), merged by SocketLabs like a real send.
+
+    Follows the client's rules: never re-sent when the outcome is unknown.
+    """
+    from accounts.services import client_for
+    from socketlabs import errors
+    from socketlabs.injection import BulkMessage, BulkRecipient
+
+    used = merge_fields_in(template.subject, template.html_body, template.text_body)
+    fields = {name: row.get(name, "") for name in used} | row
+    message = BulkMessage(
+        from_address=from_address,
+        subject=template.subject,
+        html_body=template.html_body or None,
+        text_body=template.text_body or None,
+        mailing_id=f"mailroom-test-{template.pk}",
+        recipients=[BulkRecipient(to, None, fields)],
+    )
+    try:
+        result = client_for(server).inject(message)
+    except errors.OutcomeUnknownError:
+        return TestOutcome(
+            False, f"No answer came back: the test to {to} may or may not have been sent. It was not re-sent."
+        )
+    except errors.SocketLabsError as exc:
+        return TestOutcome(False, f"The test was not sent: {exc.message}")
+    if result.ok:
+        return TestOutcome(True, f"Test sent to {to}.")
+    rejected = result.rejected_addresses()
+    code = rejected[0].raw_error_code if rejected else result.raw_error_code
+    return TestOutcome(False, f"SocketLabs refused the test to {to}: {code}.")

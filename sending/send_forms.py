@@ -68,7 +68,12 @@ class PreviewForm(NoColon):
         return _fields_text(self.cleaned_data.get("row", ""), "Preview row")
 
 
-AUDIENCE_CHOICES = [("pasted", "Pasted addresses"), ("csv", "Uploaded CSV"), ("lists", "Contact lists")]
+AUDIENCE_CHOICES = [
+    ("pasted", "Pasted addresses"),
+    ("csv", "Uploaded CSV"),
+    ("lists", "Contact lists"),
+    ("segment", "Saved segment"),
+]
 
 
 class SendForm(NoColon):
@@ -78,7 +83,22 @@ class SendForm(NoColon):
     from_name = forms.CharField(label="From name", max_length=200, required=False)
     reply_to = forms.CharField(label="Reply-To", max_length=254, required=False)
     mailing_id = forms.CharField(label="Mailing id", max_length=100, required=False)
+    message_id_prefix = forms.CharField(
+        label="Message id prefix",
+        max_length=100,
+        required=False,
+        help_text="Each message's id is <prefix>-<recipient id>; blank: mailroom-<send id>.",
+    )
     tags = forms.CharField(required=False, help_text="Comma-separated.")
+    metadata = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="“Key: value” per line."
+    )
+    custom_headers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Custom headers",
+        help_text="“X-Header: value” per line.",
+    )
     global_fields = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -93,6 +113,7 @@ class SendForm(NoColon):
     )
     csv_file = forms.FileField(required=False, label="CSV file", help_text="A header row names the merge fields.")
     lists = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Contact lists")
+    segment = forms.ChoiceField(required=False, label="Segment")
 
     def __init__(self, *args: Any, server: Server, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,6 +123,22 @@ class SendForm(NoColon):
         self.fields["lists"].choices = [  # type: ignore[attr-defined]
             (str(pk), name) for pk, name in ContactList.objects.filter(server=server).values_list("pk", "name")
         ]
+        from marketing.models import Segment
+
+        self.fields["segment"].choices = [  # type: ignore[attr-defined]
+            ("", "—"),
+            *((str(pk), name) for pk, name in Segment.objects.filter(server=server).values_list("pk", "name")),
+        ]
+
+    def clean_metadata(self) -> dict[str, str]:
+        return _fields_text(self.cleaned_data.get("metadata", ""), "Metadata")
+
+    def clean_custom_headers(self) -> dict[str, str]:
+        headers = _fields_text(self.cleaned_data.get("custom_headers", ""), "Custom headers")
+        for name in headers:
+            if not name.replace("-", "").isalnum():
+                raise forms.ValidationError(f"Custom headers: “{name}” is not a header name (letters, digits, -).")
+        return headers
 
     def clean_global_fields(self) -> dict[str, str]:
         return _fields_text(self.cleaned_data.get("global_fields", ""), "Global merge fields")
@@ -122,6 +159,8 @@ class SendForm(NoColon):
                 self.add_error("csv_file", f"The file is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
         elif kind == "lists" and not data.get("lists"):
             self.add_error("lists", "Choose at least one list.")
+        elif kind == "segment" and not data.get("segment"):
+            self.add_error("segment", "Choose a segment.")
         return data
 
 
@@ -139,3 +178,16 @@ class SendSettingsForm(NoColon):
         label="Approval above",
         help_text="Sends to more recipients than this need a second Admin's approval. Empty: never.",
     )
+
+
+class TestSendForm(NoColon):
+    from_address = forms.EmailField(label="From address")
+    row = forms.CharField(
+        required=False,
+        label="Fields for the test",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One “Field: value” per line.",
+    )
+
+    def clean_row(self) -> dict[str, str]:
+        return _fields_text(self.cleaned_data.get("row", ""), "Fields for the test")

@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("templates/new/", views.template_edit, name="send_template_new"),
     path("templates/preview/", views.template_preview, name="send_template_preview"),
     path("templates/<int:template_id>/", views.template_edit, name="send_template_edit"),
+    path("templates/<int:template_id>/test/", views.template_test_send, name="send_template_test"),
     path("<int:send_id>/", views.send_detail, name="send_detail"),
     path("<int:send_id>/progress/", views.send_progress, name="send_progress"),
     path("<int:send_id>/<str:action>/", views.send_action, name="send_action"),

@@ -27,7 +27,7 @@ from accounts.models import Server
 from accounts.roles import Capability
 from sending import composer, engine
 from sending.models import RecipientState, Send, SendRecipient, SendStatus, Template
-from sending.send_forms import PreviewForm, RetryForm, SendForm, SendSettingsForm, TemplateForm
+from sending.send_forms import PreviewForm, RetryForm, SendForm, SendSettingsForm, TemplateForm, TestSendForm
 
 
 def _server(request: AuthedRequest, server_id: int, capability: str = Capability.READ) -> Server:
@@ -87,7 +87,14 @@ def template_edit(request: AuthedRequest, server_id: int, template_id: int | Non
     return render(
         request,
         "sending/sends/template_edit.html",
-        {"server": server, "form": form, "template": template, "preview": preview, "row_text": ""},
+        {
+            "server": server,
+            "form": form,
+            "template": template,
+            "preview": preview,
+            "row_text": "",
+            "test_form": TestSendForm(),
+        },
     )
 
 
@@ -112,6 +119,33 @@ def template_preview(request: AuthedRequest, server_id: int) -> HttpResponse:
     return render(
         request, "sending/sends/_preview.html", {"server": server, "preview": preview, "preview_error": error}
     )
+
+
+@require_POST
+def template_test_send(request: AuthedRequest, server_id: int, template_id: int) -> HttpResponse:
+    """Send the saved template once to the signed-in user, merged with the given row."""
+    server = _server(request, server_id, Capability.MARKETING)
+    template = get_object_or_404(Template, server=server, pk=template_id)
+    form = TestSendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
+        return redirect("sending:send_template_edit", server.pk, template.pk)
+    outcome = composer.test_send(
+        server=server,
+        template=template,
+        to=request.user.email,
+        from_address=form.cleaned_data["from_address"],
+        row=form.cleaned_data["row"],
+    )
+    audit.record(
+        action="send_template.test",
+        request=request,
+        server=server,
+        target=f"template {template.pk} to {request.user.email}",
+        after={"ok": outcome.ok, "detail": outcome.message},
+    )
+    (messages.success if outcome.ok else messages.error)(request, outcome.message)
+    return redirect("sending:send_template_edit", server.pk, template.pk)
 
 
 # --- sends ---------------------------------------------------------------------------------------
@@ -167,7 +201,10 @@ def _audience_rows(form: SendForm, server: Server, send: Send, upload_path: Path
     if kind == "csv":
         assert upload_path is not None
         return engine.add_recipients(send, composer.csv_rows(upload_path))
-    audience = composer.contact_rows(server, list_ids=[int(i) for i in form.cleaned_data["lists"]])
+    if kind == "segment":
+        audience = composer.contact_rows(server, segment_id=int(form.cleaned_data["segment"]))
+    else:
+        audience = composer.contact_rows(server, list_ids=[int(i) for i in form.cleaned_data["lists"]])
     return engine.add_recipients(send, audience.rows, skip=audience.skipped)
 
 
@@ -178,6 +215,9 @@ def _describe(form: SendForm) -> str:
     if kind == "lists":
         names = dict(form.fields["lists"].choices)  # type: ignore[attr-defined]
         return "Lists: " + ", ".join(str(names.get(i, i)) for i in form.cleaned_data["lists"])
+    if kind == "segment":
+        segments = dict(form.fields["segment"].choices)  # type: ignore[attr-defined]
+        return f"Segment: {segments.get(form.cleaned_data['segment'], '')}"
     return "Pasted addresses"
 
 
@@ -205,7 +245,10 @@ def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
                     from_name=data["from_name"],
                     reply_to=data["reply_to"],
                     mailing_id=data["mailing_id"],
+                    message_id_prefix=data["message_id_prefix"],
                     tags=data["tags"],
+                    metadata=data["metadata"],
+                    custom_headers=data["custom_headers"],
                     global_fields=data["global_fields"],
                     audience=_describe(form),
                     request=request,
