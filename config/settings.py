@@ -393,6 +393,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"expires": 1800},
     },
+    # Re-enqueues inbound forwards whose task was lost or whose worker died (the message row holds the state).
+    "reporting-forward-sweep": {
+        "task": "reporting.tasks.sweep_inbound_forwards",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    # Re-checks that every inbound route's MX still points at SocketLabs.
+    "reporting-inbound-mx-nightly": {
+        "task": "reporting.tasks.nightly_inbound_mx_checks",
+        "schedule": crontab(hour=3, minute=47),
+        "options": {"expires": 3600},
+    },
     # Contacts: restart imports and syncs whose worker died or whose message was lost.
     "marketing-sweep": {
         "task": "marketing.tasks.sweep",

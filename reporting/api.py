@@ -63,6 +63,7 @@ class InboundMessageListSerializer(serializers.ModelSerializer):
             "message_id",
             "spam_score",
             "size",
+            "forward_status",
         ]
         read_only_fields = fields
 
@@ -71,7 +72,16 @@ class InboundMessageSerializer(InboundMessageListSerializer):
     attachments = AttachmentSerializer(many=True, read_only=True)
 
     class Meta(InboundMessageListSerializer.Meta):
-        fields = [*InboundMessageListSerializer.Meta.fields, "remote_ip", "text_body", "html_body", "attachments"]
+        fields = [
+            *InboundMessageListSerializer.Meta.fields,
+            "remote_ip",
+            "text_body",
+            "html_body",
+            "attachments",
+            "forward_attempts",
+            "forwarded_at",
+            "forward_error",
+        ]
         read_only_fields = fields
 
 

@@ -29,6 +29,14 @@ DEFAULTS: dict[str, Any] = {
     "REPORTING_ENDPOINT_CACHE_SECONDS": 1.0,
     # How long one drain task may run before it hands over to a fresh task.
     "REPORTING_DRAIN_SECONDS": 20,
+    # Inbound forwarding: seconds to connect / to wait for the answer, attempts in all, first retry delay
+    # (doubled per attempt, capped), and how long past due a pending forward waits before the sweep re-enqueues it.
+    "REPORTING_FORWARD_CONNECT_TIMEOUT": 5.0,
+    "REPORTING_FORWARD_READ_TIMEOUT": 30.0,
+    "REPORTING_FORWARD_MAX_ATTEMPTS": 8,
+    "REPORTING_FORWARD_BACKOFF_SECONDS": 30.0,
+    "REPORTING_FORWARD_BACKOFF_MAX_SECONDS": 3600.0,
+    "REPORTING_FORWARD_STALE_SECONDS": 300,
 }
 
 

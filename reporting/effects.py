@@ -13,8 +13,13 @@ The suppression mirror is wired: `apply_pending()` (run by the processing task a
 so at least every 10 s) hands pending suppression effects to
 `suppression.services.apply_event_effects` (one statement per few hundred rows, newest wins, no API
 call: SocketLabs already suppressed these addresses itself) and marks them applied. Until that app
-is installed the effects simply wait. Contact status (the marketing app) has no public function
-yet; its effects stay pending for it.
+is installed the effects simply wait.
+
+Contact status is wired the same way and tracked apart (`Effect.contacts_applied_at`), so either
+owner app can be late without holding the other back: `apply_pending_contacts()` hands pending
+effects to `marketing.services.apply_event_effects` as (address, kind, when). That function only
+moves a status up (subscribed → unsubscribed → bounced → complained) and ignores addresses that are
+not contacts, so a replay, a re-run or an out-of-order event changes nothing twice.
 
 How another owner app consumes them (either way is safe to run twice):
 
@@ -115,6 +120,44 @@ def apply_pending(*, limit: int = 5000) -> int:
             Effect.objects.filter(pk__in=[row.pk for row in batch]).update(applied_at=timezone.now())
         applied += len(batch)
     return applied
+
+
+CONTACT_KINDS: tuple[str, ...] = (EffectKind.SUPPRESS_BOUNCE, EffectKind.SUPPRESS_COMPLAINT, EffectKind.UNSUBSCRIBE)
+
+
+def apply_pending_contacts(*, limit: int = 5000) -> int:
+    """Move contacts' status for pending effects through the marketing app; returns how many were applied."""
+    try:
+        from marketing.services import apply_event_effects as apply_to_contacts
+    except ImportError:  # the marketing app is not installed: effects wait for it
+        return 0
+    rows = list(
+        Effect.objects.filter(contacts_applied_at__isnull=True, kind__in=CONTACT_KINDS)
+        .select_related("event", "server")
+        .order_by("server_id", "id")[:limit]
+    )
+    applied = 0
+    for server_id in sorted({row.server_id for row in rows}):
+        batch = [row for row in rows if row.server_id == server_id]
+        # One transaction per server: the status change and "applied" commit together or not at all.
+        with transaction.atomic():
+            apply_to_contacts(
+                server=batch[0].server,
+                entries=[(row.address, str(row.kind), row.event.occurred_at) for row in batch],
+            )
+            Effect.objects.filter(pk__in=[row.pk for row in batch]).update(contacts_applied_at=timezone.now())
+        applied += len(batch)
+    return applied
+
+
+def apply_all_pending() -> tuple[int, int]:
+    """Both owner apps' pending effects: (applied to the suppression mirror, applied to contacts)."""
+    return apply_pending(), apply_pending_contacts()
+
+
+def pending_contacts(**filters: Any) -> Any:
+    """Effects not yet applied to contacts' status."""
+    return Effect.objects.filter(contacts_applied_at__isnull=True, **filters).order_by("id")
 
 
 def pending(**filters: Any) -> Any:

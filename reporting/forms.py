@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from reporting.models import EventType
+from reporting.models import EventType, WebhookFormat
 
 
 class EndpointForm(forms.Form):
@@ -71,3 +71,36 @@ class SearchForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class RegisterForm(forms.Form):
+    format = forms.ChoiceField(
+        choices=WebhookFormat.choices,
+        initial=WebhookFormat.JSON,
+        label="Body format",
+        help_text="JSON unless something in between only understands the legacy form-encoded posts.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class ForwardingForm(forms.Form):
+    forward_url = forms.URLField(
+        label="Forward to URL",
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text="Each parsed message is POSTed here as JSON. Leave empty to stop forwarding.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def clean_forward_url(self) -> str:
+        url: str = self.cleaned_data["forward_url"]
+        if url and not url.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError(f"“{url}” must start with http:// or https://.")
+        return url

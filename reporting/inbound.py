@@ -22,8 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from reporting import conf
-from reporting.models import InboundAttachment, InboundEndpoint, InboundMessage, inbound_storage_root
+from reporting import conf, forwarding
+from reporting.models import ForwardStatus, InboundAttachment, InboundEndpoint, InboundMessage, inbound_storage_root
 from reporting.payloads import PayloadError, canonical_json, dedup_key, field, without_secret
 
 
@@ -133,12 +133,15 @@ def store_message(*, endpoint: InboundEndpoint, data: dict[str, Any], size: int)
     parts = _parts(message)
     sender = field(message, "from")
     sender = sender if isinstance(sender, dict) else {}
+    rcpt_to = _str(field(data, "inboundrcptto"), 320).lower()
+    route = forwarding.route_for(server_id=endpoint.server_id, rcpt_to=rcpt_to)
+    forwards = route is not None and bool(route.forward_url)
     record = InboundMessage(
         endpoint=endpoint,
         server_id=endpoint.server_id,
         dedup_key=key,
         mail_from=_str(field(data, "inboundmailfrom"), 320),
-        rcpt_to=_str(field(data, "inboundrcptto"), 320).lower(),
+        rcpt_to=rcpt_to,
         remote_ip=_str(field(data, "inboundipaddress"), 45),
         from_address=_str(field(sender, "emailaddress"), 320),
         from_name=_str(field(sender, "friendlyname"), 320),
@@ -149,6 +152,9 @@ def store_message(*, endpoint: InboundEndpoint, data: dict[str, Any], size: int)
         spam_score=_float(field(data, "spamscore")),
         size=size,
         payload=_payload_without_contents(data),
+        route=route,
+        forward_status=ForwardStatus.PENDING if forwards else ForwardStatus.NONE,
+        forward_next_at=timezone.now() if forwards else None,
     )
     root = Path(inbound_storage_root())
     written: list[Path] = []
@@ -186,6 +192,8 @@ def store_message(*, endpoint: InboundEndpoint, data: dict[str, Any], size: int)
             InboundEndpoint.objects.filter(pk=endpoint.pk).update(
                 messages_received=F("messages_received") + 1, last_event_at=timezone.now()
             )
+            if forwards:
+                forwarding.enqueue([record.pk])
     except BaseException:
         for path in written:
             with contextlib.suppress(OSError):

@@ -92,12 +92,19 @@ class EndpointBase(models.Model):
         return networks_allow(self.allowed_networks, ip)
 
 
+class WebhookFormat(models.TextChoices):
+    JSON = "json", "JSON (recommended)"
+    FORM = "form", "Form-encoded (legacy)"
+
+
 class EventEndpoint(EndpointBase):
     """One receiver URL for a server's event webhooks: /hooks/socketlabs/events/<uuid>/."""
 
     # Counters kept by the processor in batches (never per request: that row would become a hot lock).
     events_processed = models.PositiveBigIntegerField(default=0)
     socketlabs_webhook_id = models.CharField(max_length=100, blank=True, help_text="Id at SocketLabs, if registered.")
+    # The body format SocketLabs was asked to post in; kept so a re-registration (secret rotation) asks again.
+    webhook_format = models.CharField(max_length=10, choices=WebhookFormat.choices, default=WebhookFormat.JSON)
 
     class Meta(EndpointBase.Meta):
         abstract = False
@@ -329,12 +336,20 @@ class Effect(models.Model):
     kind = models.CharField(max_length=30, choices=EffectKind.choices)
     address = models.CharField(max_length=320)
     created_at = models.DateTimeField(default=timezone.now)
+    # Applied to the suppression mirror (suppression app).
     applied_at = models.DateTimeField(null=True, blank=True)
+    # Applied to the contact's status (marketing app); separate, so either app can be late without the other.
+    contacts_applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-id",)
         indexes = [
-            models.Index(fields=["server", "id"], name="effect_pending", condition=models.Q(applied_at__isnull=True))
+            models.Index(fields=["server", "id"], name="effect_pending", condition=models.Q(applied_at__isnull=True)),
+            models.Index(
+                fields=["server", "id"],
+                name="effect_contacts_pending",
+                condition=models.Q(contacts_applied_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -380,6 +395,12 @@ class InboundRoute(models.Model):
     mx_detail = models.CharField(max_length=500, blank=True)
     mx_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Optional forwarding of each parsed message (reporting.forwarding); the secret is sent in a header.
+    forward_url = models.URLField(
+        max_length=2000, blank=True, help_text="Each parsed message is POSTed here as JSON; empty means no forwarding."
+    )
+    forward_secret = EncryptedTextField(blank=True, default="")
+    forward_secret_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("domain_or_address",)
@@ -394,9 +415,21 @@ class InboundRoute(models.Model):
     def domain(self) -> str:
         return self.domain_or_address.rpartition("@")[2]
 
+    @property
+    def masked_forward_secret(self) -> str:
+        return mask(self.forward_secret)
+
+
+class ForwardStatus(models.TextChoices):
+    NONE = "", "Not forwarded"
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
 
 class InboundMessage(models.Model):
     endpoint = models.ForeignKey(InboundEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    route = models.ForeignKey(InboundRoute, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+")
     dedup_key = models.CharField(max_length=64)
     received_at = models.DateTimeField(default=timezone.now)
@@ -413,11 +446,28 @@ class InboundMessage(models.Model):
     size = models.PositiveBigIntegerField(default=0, help_text="Bytes of the posted body.")
     # The post minus SecretKey and attachment contents (those are files, see InboundAttachment).
     payload = models.JSONField()
+    # Forwarding to the route's URL (reporting.forwarding): one row is the whole state of the delivery.
+    forward_status = models.CharField(max_length=10, choices=ForwardStatus.choices, blank=True, default="")
+    forward_attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt is due; the sweep re-enqueues pending rows well past it (a lost task).
+    forward_next_at = models.DateTimeField(null=True, blank=True)
+    # Held by the attempt in flight, so a duplicate task never posts the same message twice at once.
+    forward_lease_until = models.DateTimeField(null=True, blank=True)
+    forwarded_at = models.DateTimeField(null=True, blank=True)
+    forward_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    forward_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ("-received_at", "-id")
         constraints = [models.UniqueConstraint(fields=["dedup_key"], name="inbound_unique_dedup_key")]
-        indexes = [models.Index(fields=["server", "-received_at"], name="inbound_server_time")]
+        indexes = [
+            models.Index(fields=["server", "-received_at"], name="inbound_server_time"),
+            models.Index(
+                fields=["forward_next_at"],
+                name="inbound_forward_pending",
+                condition=models.Q(forward_status="pending"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_address} → {self.rcpt_to}: {self.subject[:40]}"

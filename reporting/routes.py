@@ -8,6 +8,7 @@ points at mx.socketlabs.com. A check that did not complete is "retry later", nev
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -17,7 +18,7 @@ from django.utils import timezone
 import socketlabs
 from accounts import audit
 from accounts.services import client_for
-from reporting.models import InboundEndpoint, InboundRoute, MxStatus
+from reporting.models import InboundEndpoint, InboundRoute, MxStatus, new_secret
 from sending.dns import lookup
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -146,3 +147,80 @@ def reregister_routes(*, endpoint: InboundEndpoint, url: str) -> list[str]:
             _unregister(route)
             route.socketlabs_id = registered.id
     return failed
+
+
+# --- Nightly MX re-check -----------------------------------------------------------------------
+
+MX_BATCH = 50
+
+
+def check_routes(route_ids: Sequence[int]) -> int:
+    """Check the MX of these routes (the ones that still exist); returns how many were checked."""
+    checked = 0
+    for route in InboundRoute.objects.filter(pk__in=list(route_ids)).order_by("pk"):
+        check_mx(route)
+        checked += 1
+    return checked
+
+
+def queue_nightly_checks() -> int:
+    """Enqueue MX checks of every route in batches of ids; returns how many routes were queued."""
+    from reporting.tasks import check_inbound_routes_mx
+
+    ids = list(InboundRoute.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), MX_BATCH):
+        check_inbound_routes_mx.delay(ids[start : start + MX_BATCH])
+    return len(ids)
+
+
+# --- Forwarding settings -----------------------------------------------------------------------
+
+
+def set_forwarding(
+    *, route: InboundRoute, url: str, request: HttpRequest | None = None, actor: Any = None
+) -> str | None:
+    """Forward the route's messages to `url` (empty: stop). Returns a newly made secret, shown once.
+
+    The secret is made the first time a URL is set and kept when only the URL changes, so the
+    receiving side need not be reconfigured; `rotate_forward_secret` replaces it.
+    """
+    before = {"forward_url": route.forward_url}
+    url = url.strip()
+    secret: str | None = None
+    route.forward_url = url
+    fields = ["forward_url"]
+    if url and not route.forward_secret:
+        secret = new_secret()
+        route.forward_secret, route.forward_secret_created_at = secret, timezone.now()
+        fields += ["forward_secret", "forward_secret_created_at"]
+    elif not url and route.forward_secret:
+        route.forward_secret, route.forward_secret_created_at = "", None
+        fields += ["forward_secret", "forward_secret_created_at"]
+    route.save(update_fields=fields)
+    audit.record(
+        action="reporting.inbound_route.forwarding",
+        request=request,
+        actor=actor,
+        server=route.server,
+        target=route.domain_or_address,
+        before=before,
+        after={"forward_url": url, "new_secret": secret is not None},
+    )
+    return secret
+
+
+def rotate_forward_secret(*, route: InboundRoute, request: HttpRequest | None = None, actor: Any = None) -> str:
+    """A new forwarding secret, used from the next attempt on; shown once."""
+    if not route.forward_url:
+        raise RouteError(f"{route} does not forward its messages: set a forwarding URL first.")
+    secret = new_secret()
+    route.forward_secret, route.forward_secret_created_at = secret, timezone.now()
+    route.save(update_fields=["forward_secret", "forward_secret_created_at"])
+    audit.record(
+        action="reporting.inbound_route.rotate_forward_secret",
+        request=request,
+        actor=actor,
+        server=route.server,
+        target=route.domain_or_address,
+    )
+    return secret

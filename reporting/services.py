@@ -20,6 +20,7 @@ from reporting.models import (
     InboundEndpoint,
     RawEvent,
     RequestLog,
+    WebhookFormat,
     new_secret,
 )
 from reporting.receivers import forget_endpoint, wake_processor
@@ -107,20 +108,31 @@ def delete_endpoint(*, endpoint: EndpointBase, request: HttpRequest | None = Non
 
 
 def register_event_endpoint(
-    *, endpoint: EventEndpoint, url: str, request: HttpRequest | None = None, actor: Any = None
+    *,
+    endpoint: EventEndpoint,
+    url: str,
+    format: str | None = None,  # noqa: A002 (the contract's name for it)
+    request: HttpRequest | None = None,
+    actor: Any = None,
 ) -> str:
     """Register the endpoint's URL and secret at SocketLabs (API v2 event-webhooks); returns its id there.
 
+    `format` is "json" (the default) or the legacy "form"; None keeps the endpoint's last choice, so a
+    re-registration after a secret rotation asks for the same body format.
     SocketLabs posts a Validation event to the URL while registering, which this receiver answers.
     Raises `socketlabs.SocketLabsError` (its message is shown to the user) when SocketLabs refuses.
     """
     from accounts.services import client_for
 
+    chosen = format or endpoint.webhook_format or WebhookFormat.JSON
+    if chosen not in WebhookFormat.values:
+        raise ValueError(f"Unknown webhook format {chosen!r}: use json or form.")
     client = client_for(endpoint.server)
-    webhook = client.event_webhooks.create(url=url, secret_key=endpoint.secret_key, events=[], format="json")
+    webhook = client.event_webhooks.create(url=url, secret_key=endpoint.secret_key, events=[], format=chosen)
     previous = endpoint.socketlabs_webhook_id
     endpoint.socketlabs_webhook_id = webhook.id
-    endpoint.save(update_fields=["socketlabs_webhook_id"])
+    endpoint.webhook_format = chosen
+    endpoint.save(update_fields=["socketlabs_webhook_id", "webhook_format"])
     if previous and previous != webhook.id:
         _unregister_quietly(client, previous)
     audit.record(
@@ -129,7 +141,7 @@ def register_event_endpoint(
         actor=actor,
         server=endpoint.server,
         target=_label(endpoint),
-        after={"url": url, "socketlabs_webhook_id": webhook.id, "status": webhook.status},
+        after={"url": url, "socketlabs_webhook_id": webhook.id, "status": webhook.status, "format": chosen},
     )
     return webhook.id
 

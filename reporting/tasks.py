@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError
 
-from reporting import effects, processing, services
+from reporting import effects, forwarding, processing, routes, services
 from reporting.receivers import WAKE_KEY
 
 
@@ -19,7 +21,7 @@ def process_raw_events() -> int:
         result += again
     if result.more:
         process_raw_events.delay()
-    effects.apply_pending()
+    effects.apply_all_pending()
     return result.claimed
 
 
@@ -27,3 +29,32 @@ def process_raw_events() -> int:
 def prune_reporting() -> tuple[int, int]:
     """Hourly: request logs older than 7 days, processed raw events past their retention."""
     return services.prune()
+
+
+# The attempts are bounded by the message row (REPORTING_FORWARD_MAX_ATTEMPTS), which also counts attempts
+# started by the sweep; Celery's own limit is only a backstop above it.
+@shared_task(bind=True, max_retries=50)
+def forward_inbound_message(self: Any, message_id: int) -> str:
+    """POST one parsed inbound message to its route's URL; retried with backoff on 5xx, timeouts, refusals."""
+    result = forwarding.attempt(message_id)
+    if result.retry_in is not None:
+        raise self.retry(countdown=result.retry_in)
+    return result.outcome
+
+
+@shared_task
+def sweep_inbound_forwards() -> int:
+    """Every few minutes: re-enqueue pending forwards whose task was lost or whose worker died."""
+    return forwarding.sweep()
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_jitter=True, max_retries=3)
+def check_inbound_routes_mx(route_ids: list[int]) -> int:
+    """Re-check the MX of these inbound routes and store each result on its route."""
+    return routes.check_routes(route_ids)
+
+
+@shared_task
+def nightly_inbound_mx_checks() -> int:
+    """Nightly: queue MX checks of every inbound route, in small batches of ids."""
+    return routes.queue_nightly_checks()

@@ -15,6 +15,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("endpoints/inbound/<int:pk>/routes/", views.route_add, name="route_add"),
     path("endpoints/inbound/<int:pk>/routes/<int:route_id>/check/", views.route_check, name="route_check"),
     path("endpoints/inbound/<int:pk>/routes/<int:route_id>/delete/", views.route_delete, name="route_delete"),
+    path(
+        "endpoints/inbound/<int:pk>/routes/<int:route_id>/forwarding/", views.route_forwarding, name="route_forwarding"
+    ),
+    path(
+        "endpoints/inbound/<int:pk>/routes/<int:route_id>/forwarding/rotate/",
+        views.route_forward_rotate,
+        name="route_forward_rotate",
+    ),
     path("requests/", views.request_log, name="request_log"),
     path("requests/replay/", views.replay, name="replay"),
     path("raw/<int:pk>/", views.raw_event, name="raw_event"),
@@ -23,5 +31,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("inbound/", views.inbound_messages, name="inbound_messages"),
     path("inbound/<int:pk>/", views.inbound_message, name="inbound_message"),
     path("inbound/<int:pk>/html/", views.inbound_message_html, name="inbound_message_html"),
+    path("inbound/<int:pk>/forward/", views.inbound_forward_retry, name="inbound_forward_retry"),
     path("inbound/attachments/<int:pk>/", views.inbound_attachment, name="inbound_attachment"),
 ]

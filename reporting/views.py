@@ -27,8 +27,16 @@ from accounts import access
 from accounts.http import AuthedRequest
 from accounts.models import Server
 from accounts.roles import Capability
-from reporting import inbound, routes, selectors, services
-from reporting.forms import ActivityFilterForm, EndpointForm, RequestLogFilterForm, SearchForm, TimelineForm
+from reporting import forwarding, inbound, routes, selectors, services
+from reporting.forms import (
+    ActivityFilterForm,
+    EndpointForm,
+    ForwardingForm,
+    RegisterForm,
+    RequestLogFilterForm,
+    SearchForm,
+    TimelineForm,
+)
 from reporting.models import (
     DeadLetter,
     EndpointBase,
@@ -123,6 +131,8 @@ def _detail(
     new_secret: str | None = None,
     form: EndpointForm | None = None,
     status: int = 200,
+    forward_secret: tuple[InboundRoute, str] | None = None,
+    forward_errors: tuple[int, ForwardingForm] | None = None,
 ) -> HttpResponse:
     can_change = _can_change(request, server)
     if form is None:
@@ -143,10 +153,26 @@ def _detail(
             "can_change": can_change,
             "health": selectors.health(endpoint),
             "recent": selectors.request_logs_for(endpoint).order_by("-received_at", "-id")[:20],
-            "routes": list(endpoint.routes.all()) if isinstance(endpoint, InboundEndpoint) else [],
+            "routes": _routes_with_forms(endpoint, forward_errors),
+            "register_form": RegisterForm(initial={"format": getattr(endpoint, "webhook_format", "json")}),
+            "forward_secret": forward_secret,
         },
         status=status,
     )
+
+
+def _routes_with_forms(endpoint: EndpointBase, errors: tuple[int, ForwardingForm] | None) -> list[InboundRoute]:
+    if not isinstance(endpoint, InboundEndpoint):
+        return []
+    items = list(endpoint.routes.all())
+    for route in items:
+        if errors and errors[0] == route.pk:
+            route.forward_form = errors[1]  # type: ignore[attr-defined]
+        else:
+            route.forward_form = ForwardingForm(  # type: ignore[attr-defined]
+                initial={"forward_url": route.forward_url}, prefix=f"route-{route.pk}"
+            )
+    return items
 
 
 @require_http_methods(["GET", "POST"])
@@ -211,14 +237,23 @@ def endpoint_register(request: AuthedRequest, server_id: int, kind: str, pk: int
     if kind != "events":
         raise Http404("Only event endpoints are registered through the API here.")
     server, endpoint = _endpoint(request, server_id, kind, pk, Capability.OPS)
+    form = RegisterForm(request.POST or {"format": endpoint.webhook_format})
+    if not form.is_valid():
+        messages.error(request, "Choose a body format: JSON or form-encoded.")
+        return redirect("reporting:endpoint_detail", server_id=server.pk, kind=kind, pk=endpoint.pk)
     try:
         webhook_id = services.register_event_endpoint(
-            endpoint=endpoint, url=_public_url(request, endpoint.path), request=request, actor=request.user
+            endpoint=endpoint,
+            url=_public_url(request, endpoint.path),
+            format=form.cleaned_data["format"],
+            request=request,
+            actor=request.user,
         )
     except socketlabs.SocketLabsError as exc:
         messages.error(request, f"SocketLabs did not register the endpoint: {exc.message}")
     else:
-        messages.success(request, f"Registered at SocketLabs (webhook {webhook_id}); it validated this URL.")
+        label = endpoint.get_webhook_format_display()
+        messages.success(request, f"Registered at SocketLabs (webhook {webhook_id}, {label}); it validated this URL.")
     return redirect("reporting:endpoint_detail", server_id=server.pk, kind=kind, pk=endpoint.pk)
 
 
@@ -260,6 +295,37 @@ def route_check(request: AuthedRequest, server_id: int, pk: int, route_id: int) 
     level = messages.success if route.mx_status == MxStatus.OK else messages.warning
     level(request, f"{route}: {route.get_mx_status_display()}. {route.mx_detail}")
     return _back_to(server, endpoint)
+
+
+@require_POST
+def route_forwarding(request: AuthedRequest, server_id: int, pk: int, route_id: int) -> HttpResponse:
+    server, endpoint, route = _route(request, server_id, pk, route_id)
+    form = ForwardingForm(request.POST, prefix=f"route-{route.pk}")
+    if not form.is_valid():
+        return _detail(request, server, "inbound", endpoint, status=400, forward_errors=(route.pk, form))
+    secret = routes.set_forwarding(
+        route=route, url=form.cleaned_data["forward_url"], request=request, actor=request.user
+    )
+    if secret:
+        messages.success(request, f"Messages for {route} are now forwarded. Copy the forwarding secret now.")
+        return _detail(request, server, "inbound", endpoint, forward_secret=(route, secret))
+    if route.forward_url:
+        messages.success(request, f"Messages for {route} are now forwarded to the new URL (same secret).")
+    else:
+        messages.success(request, f"Messages for {route} are no longer forwarded.")
+    return _back_to(server, endpoint)
+
+
+@require_POST
+def route_forward_rotate(request: AuthedRequest, server_id: int, pk: int, route_id: int) -> HttpResponse:
+    server, endpoint, route = _route(request, server_id, pk, route_id)
+    try:
+        secret = routes.rotate_forward_secret(route=route, request=request, actor=request.user)
+    except routes.RouteError as exc:
+        messages.error(request, str(exc))
+        return _back_to(server, endpoint)
+    messages.success(request, f"New forwarding secret for {route}, sent from the next attempt on. Copy it now.")
+    return _detail(request, server, "inbound", endpoint, forward_secret=(route, secret))
 
 
 @require_POST
@@ -422,8 +488,26 @@ def inbound_message(request: AuthedRequest, server_id: int, pk: int) -> HttpResp
     return render(
         request,
         "reporting/inbound_message.html",
-        {"server": server, "message": message, "attachments": list(message.attachments.all())},
+        {
+            "server": server,
+            "message": message,
+            "attachments": list(message.attachments.all()),
+            "can_change": _can_change(request, server),
+        },
     )
+
+
+@require_POST
+def inbound_forward_retry(request: AuthedRequest, server_id: int, pk: int) -> HttpResponse:
+    server = access.get_server_for_user(request.user, server_id, Capability.OPS)
+    message = get_object_or_404(InboundMessage.objects.select_related("route", "server"), pk=pk, server=server)
+    if forwarding.retry(message=message, request=request, actor=request.user):
+        messages.success(request, f"Forwarding again to {message.route.forward_url if message.route else ''}.")
+    elif message.route is None or not message.route.forward_url:
+        messages.error(request, "This message's route does not forward any more: set a forwarding URL first.")
+    else:
+        messages.info(request, "This message is already waiting to be forwarded.")
+    return redirect("reporting:inbound_message", server_id=server.pk, pk=message.pk)
 
 
 FRAME_CSP: dict[str, list[str]] = {

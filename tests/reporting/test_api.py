@@ -80,6 +80,7 @@ def test_it_lists_and_shows_inbound_messages(
     assert (detail["text_body"], detail["html_body"]) == ("Hi", "<p>Hi</p>")
     assert detail["attachments"][0]["name"] == "a.txt"
     assert "Content" not in str(detail) and "inbound-secret" not in str(detail)
+    assert listing[0]["forward_status"] == "" and detail["forward_attempts"] == 0  # no route forwards it
 
 
 def test_outsiders_and_anonymous_get_nothing(

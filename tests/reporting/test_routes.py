@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from dnslib import MX, QTYPE, RR, DNSRecord
@@ -193,3 +196,66 @@ def test_viewers_cannot_touch_routes(
     )
     page = client.get(reverse("reporting:endpoint_detail", args=[server.pk, "inbound", inbound_endpoint.pk]))
     assert "p.example.com" in page.content.decode() and "Add route" not in page.content.decode()
+
+
+# --- Nightly MX re-check ------------------------------------------------------------------------
+
+
+def test_the_nightly_job_queues_every_route_by_ids_in_batches(
+    server: Server, inbound_endpoint: InboundEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reporting.tasks import check_inbound_routes_mx, nightly_inbound_mx_checks
+
+    made = [
+        InboundRoute.objects.create(endpoint=inbound_endpoint, server=server, domain_or_address=f"p{n}.example.com")
+        for n in range(3)
+    ]
+    monkeypatch.setattr(routes, "MX_BATCH", 2)
+    queued: list[list[int]] = []
+    monkeypatch.setattr(check_inbound_routes_mx, "delay", lambda ids: queued.append(ids))
+
+    assert nightly_inbound_mx_checks.apply().get() == 3
+
+    assert queued == [[made[0].pk, made[1].pk], [made[2].pk]]
+
+
+def test_the_mx_task_stores_each_result_and_the_routes_page_shows_the_last_check(
+    as_user: AsUser, viewer: User, server: Server, inbound_endpoint: InboundEndpoint, mx_zone: MxZone
+) -> None:
+    from reporting.tasks import check_inbound_routes_mx
+
+    mx_zone.mx("good.example.com", "mx.socketlabs.com")
+    mx_zone.mx("moved.example.com", "mx.elsewhere.net")
+    good, moved, unchecked = (
+        InboundRoute.objects.create(endpoint=inbound_endpoint, server=server, domain_or_address=value)
+        for value in ("good.example.com", "help@moved.example.com", "later.example.com")
+    )
+
+    # A route deleted since the ids were queued is skipped, not an error.
+    assert check_inbound_routes_mx.apply(args=[[good.pk, moved.pk, 999_999]]).get() == 2
+
+    good.refresh_from_db()
+    moved.refresh_from_db()
+    unchecked.refresh_from_db()
+    assert (good.mx_status, moved.mx_status, unchecked.mx_status) == (MxStatus.OK, MxStatus.WRONG, MxStatus.UNKNOWN)
+    assert good.mx_checked_at is not None and moved.mx_checked_at is not None and unchecked.mx_checked_at is None
+    page = as_user(viewer).get(reverse("reporting:endpoint_detail", args=[server.pk, "inbound", inbound_endpoint.pk]))
+    cells = re.findall(r'<td data-testid="mx-checked">(.*?)</td>', page.content.decode(), re.S)
+    assert len(cells) == 3
+    checked = {route.domain_or_address: cell for route, cell in zip(InboundRoute.objects.all(), cells, strict=True)}
+    assert checked["later.example.com"] == "never"
+    assert good.mx_checked_at.strftime("%Y-%m-%d %H:%M") in checked["good.example.com"]
+    assert "mx.elsewhere.net" in page.content.decode()
+
+
+def test_the_check_inbound_mx_command_checks_every_route(
+    server: Server, inbound_endpoint: InboundEndpoint, mx_zone: MxZone
+) -> None:
+    mx_zone.mx("good.example.com", "mx.socketlabs.com")
+    InboundRoute.objects.create(endpoint=inbound_endpoint, server=server, domain_or_address="good.example.com")
+    out = StringIO()
+
+    call_command("check_inbound_mx", stdout=out)
+
+    assert "good.example.com: MX points at SocketLabs." in out.getvalue()
+    assert InboundRoute.objects.get().mx_status == MxStatus.OK

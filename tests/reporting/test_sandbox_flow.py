@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from accounts.models import AuditLog, Server, User
 from reporting import processing
-from reporting.models import Event, EventEndpoint, Outcome, RequestLog
+from reporting.models import Event, EventEndpoint, Outcome, RawEvent, RequestLog
 from sandbox import webhooks as sandbox_webhooks
 from sandbox.models import SandboxEventWebhook, SandboxServer
 from tests.sandbox.conftest import make_sandbox_server
@@ -135,3 +135,67 @@ def test_a_refused_registration_says_why(as_user: AsUser, ops: User, wired: tupl
     assert "SocketLabs did not register the endpoint" in response.content.decode()
     endpoint.refresh_from_db()
     assert endpoint.socketlabs_webhook_id == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_registered_for_legacy_form_posts_receives_form_encoded_events(
+    as_user: AsUser, ops: User, wired: tuple[Server, Any]
+) -> None:
+    server, keys = wired
+    endpoint = EventEndpoint.objects.create(server=server, name="legacy")
+    client = as_user(ops)
+
+    client.post(reverse("reporting:endpoint_register", args=[server.pk, "events", endpoint.pk]), {"format": "form"})
+
+    endpoint.refresh_from_db()
+    registered = SandboxEventWebhook.objects.get()
+    assert (registered.format, registered.status) == ("form", "Active")  # it validated with a form post
+    assert endpoint.webhook_format == "form"
+    sent = requests.post(
+        server.inject_url,
+        json={
+            "ServerId": keys.server_id,
+            "Messages": [
+                {
+                    "From": {"EmailAddress": "shop@example.com"},
+                    "To": [{"EmailAddress": "form.fan@example.net"}],
+                    "Subject": "Hello",
+                    "TextBody": "Hi",
+                }
+            ],
+        },
+        headers={"Authorization": f"Bearer {keys.injection_key}"},
+        timeout=10,
+    )
+    assert sent.json()["ErrorCode"] == "Success"
+    sandbox_webhooks.dispatch_due(budget_seconds=20)
+    processing.drain()
+
+    assert set(RawEvent.objects.values_list("content_type", flat=True)) == {"form"}
+    assert set(Event.objects.values_list("address", flat=True)) == {"form.fan@example.net"}
+
+    # A secret rotation registers again and keeps the chosen format.
+    client.post(reverse("reporting:endpoint_rotate", args=[server.pk, "events", endpoint.pk]))
+    assert SandboxEventWebhook.objects.get().format == "form"
+    page = client.get(reverse("reporting:endpoint_detail", args=[server.pk, "events", endpoint.pk])).content.decode()
+    assert "Form-encoded (legacy)" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_registration_asks_for_json_unless_told_otherwise_and_refuses_unknown_formats(
+    as_user: AsUser, ops: User, wired: tuple[Server, Any]
+) -> None:
+    server, _keys = wired
+    endpoint = EventEndpoint.objects.create(server=server, name="default")
+    client = as_user(ops)
+    url = reverse("reporting:endpoint_register", args=[server.pk, "events", endpoint.pk])
+
+    refused = client.post(url, {"format": "xml"}, follow=True)
+    assert "Choose a body format" in refused.content.decode()
+    assert not SandboxEventWebhook.objects.exists()
+
+    client.post(url)
+
+    assert SandboxEventWebhook.objects.get().format == "json"
+    endpoint.refresh_from_db()
+    assert endpoint.webhook_format == "json"
