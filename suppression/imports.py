@@ -597,6 +597,27 @@ def _process_batch(job: ImportJob, batch: ImportBatch, pacer: _Pacer) -> None:
     entries = list(
         ImportEntry.objects.filter(target=target, batch=batch.number, outcome=Outcome.PENDING).order_by("id")
     )
+    suppressed: list[tuple[str, str]] = []  # for the contacts, once per batch
+    try:
+        _send_batch(job, batch, target, server, client, entries, pacer, resumed, suppressed)
+    finally:
+        if job.kind == JobKind.ADD:
+            from suppression.services import tell_contacts
+
+            tell_contacts(server, suppressed)
+
+
+def _send_batch(
+    job: ImportJob,
+    batch: ImportBatch,
+    target: ImportTarget,
+    server: Server,
+    client: socketlabs.SocketLabsClient,
+    entries: list[ImportEntry],
+    pacer: _Pacer,
+    resumed: bool,
+    suppressed: list[tuple[str, str]],
+) -> None:
     for position, entry in enumerate(entries):
         if position % 20 == 0 and not ImportJob.objects.filter(pk=job.pk, status=JobStatus.APPLYING).exists():
             _release(batch)
@@ -622,6 +643,8 @@ def _process_batch(job: ImportJob, batch: ImportBatch, pacer: _Pacer) -> None:
                 raise _Pause(max(exc.retry_after or 0.0, 30.0)) from exc
             outcome, detail, entry_data = Outcome.FAILED, message, None
         _record(job, target, entry, outcome, detail, entry_data)
+        if outcome != Outcome.FAILED:
+            suppressed.append((entry.address, (entry_data.reason if entry_data else "") or entry.reason))
     ImportBatch.objects.filter(pk=batch.pk).update(status=BatchStatus.DONE)
 
 

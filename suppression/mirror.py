@@ -61,6 +61,7 @@ class LoadResult:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    at: datetime | None = None  # the `first_seen_at` of the rows this load added
 
 
 @dataclass
@@ -143,8 +144,11 @@ def load(server_id: int, rows: Iterable[MirrorRow], *, replace: bool, started_at
     started = started_at or now
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            return _load_postgresql(server_id, rows, replace=replace, now=now, started=started)
-        return _load_portable(server_id, rows, replace=replace, now=now, started=started)
+            result = _load_postgresql(server_id, rows, replace=replace, now=now, started=started)
+        else:
+            result = _load_portable(server_id, rows, replace=replace, now=now, started=started)
+    result.at = now
+    return result
 
 
 _COLUMNS = "(server_id, address, domain, reason, source, first_seen_at, last_update, mirrored_at)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import logging
 import os
@@ -173,6 +174,7 @@ def _send(write: PendingWrite, *, server: Server, interactive: bool) -> WriteRes
                 # Already on the list (or an earlier attempt did land): read what SocketLabs holds.
                 entry = client.suppressions.check(address)
                 already = True
+            reason_now = mirror.reason_value((entry.reason if entry else "") or write.reason) or write.reason
             with transaction.atomic():
                 if entry is not None:
                     mirror.upsert_one(
@@ -184,6 +186,7 @@ def _send(write: PendingWrite, *, server: Server, interactive: bool) -> WriteRes
                     )
                 _finish_write(write, WriteStatus.DONE, "")
             _plan_ok(server)
+            tell_contacts(server, [(address, reason_now)])
             message = f"{address} was already on the suppression list of {server.name}." if already else ""
             return WriteResult(
                 True, message or f"{address} was {verb} the suppression list of {server.name}.", write=write
@@ -220,6 +223,24 @@ def _send(write: PendingWrite, *, server: Server, interactive: bool) -> WriteRes
             )
         _finish_write(write, WriteStatus.FAILED, message)
         return WriteResult(False, f"{address} was not {verb} the list: {message}", write=write)
+
+
+def tell_contacts(server: Server, pairs: Sequence[tuple[str, str]]) -> None:
+    """Contacts follow the suppression list: (address, reason) pairs go to the marketing app's public function.
+
+    Contacts are secondary here: a failure on their side is logged and never undoes or hides a
+    suppression that SocketLabs and the mirror already hold.
+    """
+    if not pairs:
+        return
+    try:
+        from marketing.services import apply_suppressions
+    except ImportError:  # the marketing app is not installed
+        return
+    try:
+        apply_suppressions(server=server, entries=list(pairs))
+    except Exception:
+        log.exception("Could not update contacts for %d suppressions on server %s", len(pairs), server.pk)
 
 
 def _finish_write(write: PendingWrite, status: str, error: str, *, next_attempt_at: datetime | None = None) -> None:
@@ -611,6 +632,8 @@ def sync(*, server: Server) -> SyncOutcome:
             return SyncOutcome(False, message)
     finally:
         path.unlink(missing_ok=True)
+    if result.added and result.at is not None:
+        _tell_contacts_about_new_rows(server, result.at)
     MirrorState.objects.filter(server=server).update(
         sync_status=SyncStatus.IDLE,
         sync_error="; ".join(str(p) for p in stats.problems[:3]),
@@ -652,6 +675,17 @@ def resume_stale_syncs(*, now: datetime | None = None) -> int:
     for server_id in stale:
         sync_server.delay(server_id)
     return len(stale)
+
+
+def _tell_contacts_about_new_rows(server: Server, at: datetime) -> None:
+    """Addresses a pull found new (suppressed at SocketLabs directly) reach the contacts too, 5,000 at a time."""
+    rows = (
+        Suppression.objects.filter(server=server, first_seen_at=at)
+        .values_list("address", "reason")
+        .iterator(chunk_size=5000)
+    )
+    while chunk := list(itertools.islice(rows, 5000)):
+        tell_contacts(server, chunk)
 
 
 def _sync_ended(server: Server, status: str, error: str) -> None:

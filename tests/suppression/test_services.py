@@ -163,3 +163,20 @@ def test_event_effects_update_the_mirror_once_and_newest_wins(linked: Linked) ->
         "unsub@example.com": "Unsubscribe",
     }
     assert set(Suppression.objects.values_list("source", flat=True)) == {"event"}
+
+
+def test_contacts_follow_what_we_add_and_what_a_pull_finds(linked: Linked, ops: User) -> None:
+    from marketing import services as marketing
+    from marketing.models import Contact
+
+    for email in ("complainer@example.com", "bouncer@example.com", "keeper@example.com"):
+        marketing.create_contact(server=linked.server, actor=ops, data={"email": email})
+    services.add(server=linked.server, address="complainer@example.com", reason="Complaint", actor=ops)
+    linked.seed("bouncer@example.com", reason="Bounce")
+    services.sync(server=linked.server)
+    statuses = dict(Contact.objects.filter(server=linked.server).values_list("email", "status"))
+    assert statuses == {
+        "complainer@example.com": "complained",
+        "bouncer@example.com": "bounced",
+        "keeper@example.com": "subscribed",
+    }
