@@ -774,6 +774,34 @@ def history_counts(sends: Sequence[Send]) -> dict[int, dict[str, int]]:
     return out
 
 
+EVENT_COLUMNS = ("delivered", "failed", "open", "click", "complaint")
+
+
+def event_counts(server: Server, sends: Sequence[Send]) -> dict[int, dict[str, int]]:
+    """Delivered / failed / opened / clicked / complained per send, from the webhook rollups by mailing id.
+
+    One grouped query over `reporting`'s daily rollups. Sends sharing a mailing id share its counts.
+    """
+    from django.db.models import Sum
+
+    from reporting.models import DailyRollup
+
+    by_mailing: dict[str, dict[str, int]] = {}
+    mailing_ids = {send.effective_mailing_id for send in sends}
+    rows = (
+        DailyRollup.objects.filter(server=server, mailing_id__in=mailing_ids, type__in=EVENT_COLUMNS)
+        .values("mailing_id", "type")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    for row in rows:
+        by_mailing.setdefault(row["mailing_id"], {})[row["type"]] = int(row["n"] or 0)
+    return {
+        send.pk: {kind: by_mailing.get(send.effective_mailing_id, {}).get(kind, 0) for kind in EVENT_COLUMNS}
+        for send in sends
+    }
+
+
 def estimated_seconds(recipients: int) -> int:
     """A rough estimate for the summary page, from the per-server concurrency and a request's usual time."""
     per_request = float(getattr(settings, "SENDING_SECONDS_PER_REQUEST", 0.5))

@@ -155,8 +155,10 @@ def send_list(request: AuthedRequest, server_id: int) -> HttpResponse:
     page = Paginator(Send.objects.filter(server=server).select_related("created_by"), 25).get_page(
         request.GET.get("page")
     )
-    counts = engine.history_counts(list(page.object_list))
-    rows = [(send, counts[send.pk]) for send in page.object_list]
+    sends = list(page.object_list)
+    counts = engine.history_counts(sends)
+    events = engine.event_counts(server, sends)
+    rows = [(send, counts[send.pk], events[send.pk]) for send in sends]
     can_manage = access.user_can(request.user, server, Capability.MANAGE_SERVER)
     settings_form = SendSettingsForm(initial={"approval_threshold": engine.approval_threshold(server)})
     return render(

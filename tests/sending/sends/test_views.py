@@ -229,3 +229,30 @@ def test_pause_and_cancel_from_the_page_are_audited(
     assert Send.objects.get().status == SendStatus.CANCELLED
     assert {"send.pause", "send.cancel"} <= set(AuditLog.objects.values_list("action", flat=True))
     assert "Cancelled" in client.get(reverse("sending:send_list", args=[server.pk])).content.decode()
+
+
+def test_the_history_joins_webhook_counts_by_mailing_id(
+    as_user: Callable[[User], Client], marketing: User, server: Server, template: Template
+) -> None:
+    from datetime import date
+
+    from reporting.models import DailyRollup
+
+    send = engine.create_send(
+        server=server, actor=marketing, template=template, from_address="a@example.com", mailing_id="spring"
+    )
+    for day, kind, count in ((1, "delivered", 7), (2, "delivered", 3), (1, "open", 4), (1, "click", 2)):
+        DailyRollup.objects.create(server=server, day=date(2026, 11, day), type=kind, mailing_id="spring", count=count)
+    DailyRollup.objects.create(server=server, day=date(2026, 11, 1), type="delivered", mailing_id="other", count=99)
+
+    html = as_user(marketing).get(reverse("sending:send_list", args=[server.pk])).content.decode()
+
+    assert engine.event_counts(server, [send])[send.pk] == {
+        "delivered": 10,
+        "failed": 0,
+        "open": 4,
+        "click": 2,
+        "complaint": 0,
+    }
+    assert 'data-testid="delivered">10<' in html
+    assert 'data-testid="opened">4<' in html
