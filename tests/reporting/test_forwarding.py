@@ -289,7 +289,7 @@ def test_the_sweep_re_enqueues_only_stale_pending_forwards(
     django_capture_on_commit_callbacks: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stale, fresh, leased, failed = (
+    stale, _fresh, leased, failed = (
         receive(client, inbound_endpoint, InboundIpAddress=f"198.51.100.{n}") for n in range(4)
     )
     long_ago = timezone.now() - timedelta(hours=1)
@@ -307,7 +307,6 @@ def test_the_sweep_re_enqueues_only_stale_pending_forwards(
     assert stale.forward_next_at is not None and stale.forward_next_at > long_ago  # not asked again next sweep
     with django_capture_on_commit_callbacks(execute=True):
         assert forwarding.sweep() == 0
-    del fresh
 
 
 def test_the_beat_schedule_runs_the_sweep_and_the_nightly_mx_check() -> None:
