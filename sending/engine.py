@@ -35,13 +35,14 @@ from sending.models import (
     BatchState,
     RecipientState,
     Send,
+    SendAttachment,
     SendBatch,
     SendRecipient,
     SendStatus,
     Template,
 )
 from socketlabs import errors as sl_errors
-from socketlabs.injection import BulkMessage, BulkRecipient, InjectionResult
+from socketlabs.injection import Attachment, BulkMessage, BulkRecipient, InjectionResult
 
 RECIPIENTS_PER_MESSAGE = 50  # the SDK's limit and the sandbox's (contract §2, limits table)
 MESSAGES_PER_REQUEST = 10
@@ -146,6 +147,28 @@ def create_send(
     )
     audit.record(action="send.create", request=request, actor=actor, server=server, target=f"send {send.pk}")
     return send
+
+
+MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024  # all files together: they travel in each of a request's 10 messages
+
+
+def attach(send: Send, *, name: str, content: bytes, content_type: str = "application/octet-stream") -> SendAttachment:
+    """Attach a file to every message of a draft; all files together stay under 2 MB."""
+    if send.status != SendStatus.DRAFT:
+        raise SendError("Files can only be attached to a draft.")
+    used = sum(SendAttachment.objects.filter(send=send).values_list("size", flat=True))
+    if used + len(content) > MAX_ATTACHMENT_BYTES:
+        raise SendError(
+            f"Attachments: “{name}” would bring the files to {(used + len(content)) / 1048576:.1f} MB; "
+            f"at most {MAX_ATTACHMENT_BYTES // 1048576} MB in all, since every message carries them."
+        )
+    return SendAttachment.objects.create(
+        send=send,
+        name=name[:255],
+        content=content,
+        content_type=content_type[:100] or "application/octet-stream",
+        size=len(content),
+    )
 
 
 @dataclass(frozen=True)
@@ -517,6 +540,9 @@ def build_messages(send: Send, recipients: Sequence[SendRecipient]) -> list[Bulk
     used = merge_fields_in(send.subject, send.html_body, send.text_body)
     global_keys = {k.casefold() for k in send.global_fields}
     prefix = send.effective_message_id_prefix
+    attachments = [
+        Attachment(a.name, bytes(a.content), a.content_type) for a in SendAttachment.objects.filter(send=send)
+    ]
     messages = []
     for start_at in range(0, len(recipients), RECIPIENTS_PER_MESSAGE):
         rows = []
@@ -543,6 +569,7 @@ def build_messages(send: Send, recipients: Sequence[SendRecipient]) -> list[Bulk
                 custom_headers=send.custom_headers,
                 metadata=send.metadata,
                 tags=send.tags,
+                attachments=attachments,
                 recipients=rows,
                 global_merge_fields=send.global_fields,
             )

@@ -384,3 +384,19 @@ class SendSettings(models.Model):
 
     def __str__(self) -> str:
         return f"send settings of {self.server_id}"
+
+
+class SendAttachment(models.Model):
+    """A file attached to every message of a send (kept small: it travels in every request)."""
+
+    send = models.ForeignKey(Send, on_delete=models.CASCADE, related_name="attachments")
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, default="application/octet-stream")
+    content = models.BinaryField()
+    size = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("send", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.size} bytes)"

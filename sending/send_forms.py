@@ -112,6 +112,7 @@ class SendForm(NoColon):
         help_text="One address per line, or CSV with a header row (email, then merge fields).",
     )
     csv_file = forms.FileField(required=False, label="CSV file", help_text="A header row names the merge fields.")
+    attachment = forms.FileField(required=False, label="Attachment", help_text="Sent with every message; at most 2 MB.")
     lists = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Contact lists")
     segment = forms.ChoiceField(required=False, label="Segment")
 

@@ -255,6 +255,14 @@ def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
                     audience=_describe(form),
                     request=request,
                 )
+                if data.get("attachment"):
+                    upload = data["attachment"]
+                    engine.attach(
+                        send,
+                        name=upload.name,
+                        content=upload.read(engine.MAX_ATTACHMENT_BYTES + 1),
+                        content_type=upload.content_type or "application/octet-stream",
+                    )
                 _audience_rows(form, server, send, upload_path)
         except (engine.SendError, composer.AudienceError) as exc:
             form.add_error(None, str(exc))

@@ -113,3 +113,31 @@ def test_a_bad_header_name_is_refused(
 
     assert "Custom headers: “Bad Header” is not a header name" in response.content.decode()
     assert not Send.objects.exists()
+
+
+def test_an_attachment_goes_with_every_message_and_a_large_one_is_refused(
+    as_user: Callable[[User], Client], marketing: User, inject_server: Server, template: Template
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    wizard = {
+        "template": template.pk,
+        "from_address": "news@example.com",
+        "audience": "pasted",
+        "addresses": "a@example.net\nb@example.net",
+    }
+    too_big = SimpleUploadedFile("big.bin", b"x" * (engine.MAX_ATTACHMENT_BYTES + 1))
+    refused = as_user(marketing).post(
+        reverse("sending:send_new", args=[inject_server.pk]), {**wizard, "attachment": too_big}
+    )
+    assert "at most 2 MB in all" in refused.content.decode()
+    assert not Send.objects.exists()  # nothing half-written
+
+    pdf = SimpleUploadedFile("terms.pdf", b"%PDF-1.4 terms", content_type="application/pdf")
+    as_user(marketing).post(reverse("sending:send_new", args=[inject_server.pk]), {**wizard, "attachment": pdf})
+    send = Send.objects.get()
+    engine.start(send, actor=marketing)
+    engine.run_dispatcher(send.pk)
+
+    attachments = list(SandboxMessage.objects.values_list("attachments", flat=True))
+    assert attachments == [[{"name": "terms.pdf", "contentType": "application/pdf", "contentId": "", "size": 14}]] * 2
