@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from socketlabs.parsing import (
+    as_addresses,
     as_bool,
     as_date,
     as_datetime,
@@ -208,7 +209,8 @@ class MessageDetail:
     message_id: str | None = f(conv=as_str)
     mailing_id: str | None = f(conv=as_str)
     from_address: str | None = f(key="from", conv=as_str)
-    to: str | None = f(conv=as_str)
+    # The sandbox sends [{emailAddress, friendlyName}]; a plain comma-separated string is read too.
+    to: tuple[str, ...] = f((), conv=as_addresses)
     subject: str | None = f(conv=as_str)
     status: str | None = f(conv=as_str)
     queued_time: datetime | None = f(conv=as_datetime)
@@ -307,5 +309,6 @@ class ContactList:
 class CustomField:
     id: int | None = f(conv=as_int)
     name: str = f("", conv=as_str)
-    type: str | None = f(conv=as_str)
+    # §7 is silent on the shape: the sandbox sends `dataType`; `type` is read as well.
+    type: str | None = f(key=("dataType", "type"), conv=as_str)
     extra: dict[str, Any] = extra_field()

@@ -43,6 +43,16 @@ def as_str(value: Any) -> str | None:
     return str(value)
 
 
+def as_addresses(value: Any) -> tuple[str, ...]:
+    """Recipients as plain addresses, from `"a@x, b@y"` or `[{emailAddress, friendlyName}, …]`."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        found = (ci_get(item, "emailAddress") if isinstance(item, Mapping) else item for item in value)
+        return tuple(str(address) for address in found if isinstance(address, str) and address)
+    return ()
+
+
 def as_int(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -149,12 +159,13 @@ def records[T](cls: type[T]) -> Converter:
 def f(
     default: Any = None,
     *,
-    key: str | None = None,
+    key: str | tuple[str, ...] | None = None,
     conv: Converter | None = None,
     secret: bool = False,
     factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """A record field: `key` is the JSON name (default: the camelCase of the attribute),
+    """A record field: `key` is the JSON name, or a tuple of accepted names (default: the camelCase
+    of the attribute),
     `conv` converts the raw value, `secret=True` keeps it out of `repr()` (and so out of logs)."""
     metadata = {"key": key, "conv": conv}
     if factory is not None:
@@ -180,8 +191,10 @@ def build[T](cls: type[T], data: object) -> T:
     for fld in dataclasses.fields(cls):  # type: ignore[arg-type]
         if fld.metadata.get("extra"):
             continue
-        json_key = fld.metadata.get("key") or camel(fld.name)
-        original = folded.get(json_key.casefold())
+        keys = fld.metadata.get("key") or camel(fld.name)
+        # A field may name alternatives (a tuple): the first one present wins.
+        candidates = (keys,) if isinstance(keys, str) else keys
+        original = next((folded[k.casefold()] for k in candidates if k.casefold() in folded), None)
         if original is None:
             continue
         raw = data[original]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from sandbox import webhooks
 from sandbox.models import SandboxEvent, SandboxMessage, SandboxServer
 from socketlabs import BasicMessage, SocketLabsClient
@@ -155,14 +153,6 @@ def test_it_reads_message_detail_recipient_search_and_streamscore(
     assert live_client.reports.streamscore(start_date=today, end_date=today) == score
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "client/sandbox mismatch: the sandbox's R1 item has `to` as a list of {emailAddress, friendlyName} "
-        "(sandbox/reports.py message_row), the client's MessageDetail.to is `str | None` (socketlabs/models.py), "
-        "so as_str refuses the list and `to` comes back None (the raw list only in `extra`)"
-    ),
-)
 @covers("reports.message_detail")
 def test_message_detail_names_the_recipients(live_client: SocketLabsClient, live_keys: SandboxKeys) -> None:
     message = BasicMessage(from_address="shop@example.com", to=SPRING[:2], subject="Hi", text_body="Hello")
