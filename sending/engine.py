@@ -28,7 +28,9 @@ from django.utils import timezone
 
 import socketlabs
 from accounts import audit
+from accounts.access import user_can
 from accounts.models import Server
+from accounts.roles import Capability
 from accounts.services import client_for
 from common.emails import InvalidAddress, normalise_email
 from sending.models import (
@@ -38,6 +40,7 @@ from sending.models import (
     SendAttachment,
     SendBatch,
     SendRecipient,
+    SendSettings,
     SendStatus,
     Template,
 )
@@ -370,16 +373,12 @@ def start(send: Send, *, actor: Any, request: HttpRequest | None = None) -> None
 
 
 def approval_threshold(server: Server) -> int | None:
-    from sending.models import SendSettings
-
     return SendSettings.objects.filter(server=server).values_list("approval_threshold", flat=True).first()
 
 
 def set_approval_threshold(
     server: Server, threshold: int | None, *, actor: Any, request: HttpRequest | None = None
 ) -> None:
-    from sending.models import SendSettings
-
     before = approval_threshold(server)
     SendSettings.objects.update_or_create(
         server=server, defaults={"approval_threshold": threshold, "updated_at": timezone.now()}
@@ -397,9 +396,6 @@ def set_approval_threshold(
 
 def can_approve(send: Send, user: Any) -> bool:
     """An Admin of the server other than the person who created the send."""
-    from accounts.access import user_can
-    from accounts.roles import Capability
-
     return bool(
         getattr(user, "is_authenticated", False)
         and user_can(user, send.server, Capability.MANAGE_SERVER)

@@ -16,7 +16,7 @@ from sending import engine
     max_retries=5,
 )
 def dispatch_send(send_id: int) -> str:
-    """Send a send's batches; re-queued when its time budget is spent or its server is busy.
+    """Send a send's batches; re-queued when its time budget is spent.
 
     `NotTaken` (connect error, 429, 503 after the client's own retries) put the batch back to
     pending, so retrying the task with backoff cannot send anyone twice.
@@ -24,8 +24,9 @@ def dispatch_send(send_id: int) -> str:
     outcome = engine.run_dispatcher(send_id)
     if outcome == "budget":
         dispatch_send.delay(send_id)
-    elif outcome == "busy":
-        dispatch_send.apply_async((send_id,), countdown=2)
+    # "busy" (the server's in-flight limit is reached): the workers holding those batches keep claiming
+    # until nothing is pending, and the minute sweep re-queues whatever is left; re-queueing here would
+    # only multiply tasks that bounce off the limit.
     return outcome
 
 
