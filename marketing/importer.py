@@ -31,9 +31,11 @@ Rules both engines keep:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import heapq
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from psycopg import sql
 
@@ -71,6 +73,7 @@ Row = tuple[Any, ...]
 
 KEEP_PROBLEMS = 100
 ORM_BATCH = 2000
+CHUNK_ROWS = 25_000  # rows per COPY + apply step on PostgreSQL (two chunks in flight: ~25 MB)
 SQL_TYPES: dict[str, str] = {
     FieldType.TEXT: "text",
     FieldType.NUMBER: "numeric",
@@ -84,8 +87,10 @@ SQL_TYPES: dict[str, str] = {
 class Problems:
     """Every bad row: counted, the first `KEEP_PROBLEMS` kept for the page, all written to a CSV report.
 
-    Problems found while reading come in line order; duplicates are found afterwards, also in line
-    order. `finish()` merges both into the report, sorted by line.
+    Problems found while reading come in line order (from the reader thread); duplicates are found
+    as the rows are written, also in line order (from the writing thread). Each kind goes to its own
+    file; `finish()` merges both into the report, sorted by line. Without a report path (the API,
+    small batches) every problem stays in memory.
     """
 
     HEADER = ("line", "column", "problem")
@@ -95,36 +100,59 @@ class Problems:
         self.count = 0
         self.rows = 0  # rows with at least one problem
         self._last_line = 0
+        self._last_late = 0
+        self._late_sorted = True
+        self._lock = threading.Lock()
         self._early: list[tuple[int, str, str]] = []
         self._late: list[tuple[int, str, str]] = []
-        self._early_file: Path | None = None
-        self._writer: Any = None
-        self._handle: Any = None
+        self._files: dict[str, tuple[Path, Any, Any]] = {}
         if report_path is not None:
             report_path.parent.mkdir(parents=True, exist_ok=True)
-            self._early_file = report_path.with_suffix(".reading.csv")
-            self._handle = self._early_file.open("w", newline="", encoding="utf-8")
-            self._writer = csv.writer(self._handle)
+            for kind in ("reading", "writing"):
+                path = report_path.with_suffix(f".{kind}.csv")
+                handle = path.open("w", newline="", encoding="utf-8")
+                self._files[kind] = (path, handle, csv.writer(handle))
+
+    def _keep(self, kept: list[tuple[int, str, str]], problem: tuple[int, str, str]) -> None:
+        if not self._files or len(kept) < KEEP_PROBLEMS:
+            kept.append(problem)
 
     def add(self, line: int, column: str, message: str) -> None:
-        self.count += 1
-        if line != self._last_line:  # a record's problems come together, so this counts rows
-            self.rows += 1
-            self._last_line = line
-        if len(self._early) < KEEP_PROBLEMS:
-            self._early.append((line, column, message))
-        if self._writer is not None:
-            self._writer.writerow((line, column, message))
+        with self._lock:
+            self.count += 1
+            if line != self._last_line:  # a record's problems come together, so this counts rows
+                self.rows += 1
+                self._last_line = line
+            self._keep(self._early, (line, column, message))
+            if self._files:
+                self._files["reading"][2].writerow((line, column, message))
 
     def add_late(self, line: int, column: str, message: str) -> None:
-        """A problem found after reading (a duplicate), in line order among themselves."""
-        self.count += 1
-        self.rows += 1  # a duplicate row was valid otherwise: never counted before
-        self._late.append((line, column, message))
+        """A problem found while writing (a repeated address): one per row."""
+        with self._lock:
+            if line < self._last_late:
+                self._late_sorted = False
+            self._last_late = line
+            self.count += 1
+            self.rows += 1  # the row was otherwise valid, so never counted before
+            self._keep(self._late, (line, column, message))
+            if self._files:
+                self._files["writing"][2].writerow((line, column, message))
+
+    def restart(self) -> None:
+        """Forget everything (a second pass over the same input reports it all again)."""
+        with self._lock:
+            self.count = self.rows = self._last_line = self._last_late = 0
+            self._late_sorted = True
+            self._early, self._late = [], []
+            for kind, (path, handle, _) in list(self._files.items()):
+                handle.close()
+                handle = path.open("w", newline="", encoding="utf-8")
+                self._files[kind] = (path, handle, csv.writer(handle))
 
     @property
     def first(self) -> list[list[Any]]:
-        merged = heapq.merge(self._early, self._late[: KEEP_PROBLEMS * 10])
+        merged = heapq.merge(sorted(self._early), sorted(self._late))
         return [list(p) for _, p in zip(range(KEEP_PROBLEMS), merged, strict=False)]
 
     def all_in_memory(self) -> list[tuple[int, str, str]]:
@@ -132,24 +160,33 @@ class Problems:
 
     def finish(self) -> Path | None:
         """Close and write the sorted report; None when there was nothing to report."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if self.report_path is None or self._early_file is None:
+        for _, handle, _ in self._files.values():
+            handle.close()
+        if self.report_path is None or not self._files:
             return None
+        paths = [path for path, _, _ in self._files.values()]
+        self._files = {}
         if not self.count:
-            self._early_file.unlink(missing_ok=True)
+            for path in paths:
+                path.unlink(missing_ok=True)
             return None
-        with (
-            self._early_file.open(newline="", encoding="utf-8") as early,
-            self.report_path.open("w", newline="", encoding="utf-8") as out,
-        ):
+        with contextlib.ExitStack() as stack:
+            readers: list[Iterable[tuple[int, str, str]]] = [
+                (
+                    (int(r[0]), r[1], r[2])
+                    for r in csv.reader(stack.enter_context(path.open(newline="", encoding="utf-8")))
+                )
+                for path in paths
+            ]
+            if not self._late_sorted:  # repeats found at the end come after those found on the way: sort them
+                readers[-1] = sorted(readers[-1])
+            out = stack.enter_context(self.report_path.open("w", newline="", encoding="utf-8"))
             writer = csv.writer(out)
             writer.writerow(self.HEADER)
-            reading = ((int(r[0]), r[1], r[2]) for r in csv.reader(early))
-            for line, column, message in heapq.merge(reading, self._late):
+            for line, column, message in heapq.merge(*readers):
                 writer.writerow((line, _safe(column), _safe(message)))
-        self._early_file.unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
         return self.report_path
 
 
@@ -239,12 +276,23 @@ class RowSpec:
                 plan_fields.append(custom)
         return spec, plan_fields
 
-    def rows(self, records: Iterable[tuple[int, list[str]]], problems: Problems, state: ReadState) -> Iterator[Row]:
-        """Valid stage rows; every bad record goes to `problems` (all its problems, not just the first)."""
+    def rows(
+        self,
+        records: Iterable[tuple[int, list[str]]],
+        problems: Problems,
+        state: ReadState,
+        skip: frozenset[int] = frozenset(),
+    ) -> Iterator[Row]:
+        """Valid stage rows; every bad record goes to `problems` (all its problems, not just the first).
+
+        Lines in `skip` are passed over (repeated addresses, already reported).
+        """
         width, ei, fi, li, ni, si = self.width, self.email, self.first, self.last, self.full, self.status
         values = self.values
         for line, cells in records:
             state.line = line
+            if skip and line in skip:
+                continue
             if cells.__class__ is BadRecord:
                 problems.add(line, "", cells.message)  # type: ignore[attr-defined]
                 continue
@@ -339,26 +387,32 @@ def _split_name(raw: str) -> tuple[str, str]:
 
 
 # --- the engine ---------------------------------------------------------------------------------
+RowsFor = Callable[[frozenset[int]], Iterable[Row]]
+
+
 def apply_rows(
     plan: Plan,
-    rows: Iterable[Row],
+    rows_for: RowsFor,
     problems: Problems,
     *,
     engine: str = "auto",
     before: Callable[[], None] | None = None,
     on_apply: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Write `rows` as `plan` says, in one transaction. See the module docstring.
+    """Write the rows of `rows_for(lines to skip)` as `plan` says, in one transaction (see the module docstring).
 
     `before` runs first inside the transaction (creating custom fields, so a rolled-back import
-    leaves none behind); `on_apply` when reading is done and writing starts (progress).
+    leaves none behind); `on_apply` when reading is done (progress).
     """
     if engine == "auto":
         engine = "sql" if connection.vendor == "postgresql" else "orm"
     with transaction.atomic():
         if before is not None:
             before()
-        outcome = _apply_sql(plan, rows, problems, on_apply) if engine == "sql" else _apply_orm(plan, rows, problems)
+        if engine == "sql":
+            outcome = _apply_sql_checked(plan, rows_for, problems, on_apply)
+        else:
+            outcome = _apply_orm(plan, rows_for(frozenset()), problems)
         outcome.invalid = problems.rows
         if problems.count and not plan.skip_invalid:
             transaction.set_rollback(True)
@@ -367,7 +421,36 @@ def apply_rows(
         return outcome
 
 
-def _stage_columns(plan: Plan) -> sql.Composed:
+def _apply_sql_checked(
+    plan: Plan, rows_for: RowsFor, problems: Problems, on_apply: Callable[[], None] | None
+) -> Outcome:
+    """The SQL engine, with the rare second pass for addresses repeated across chunks.
+
+    Repeats within a chunk are dropped before it is written. Repeats across chunks are only known
+    at the end; by then the later row has been applied too. In strict mode that does not matter
+    (the import is rolled back). When skipping invalid rows, the work is rolled back to a savepoint
+    and done again from the file without those lines, so the first occurrence is what counts.
+    """
+    savepoint = transaction.savepoint_create()
+    outcome, repeated = _apply_sql(plan, rows_for(frozenset()), problems, on_apply)
+    if not repeated:
+        transaction.savepoint_commit(savepoint)
+        return outcome
+    if not plan.skip_invalid:
+        for line, first in repeated:
+            problems.add_late(line, "email", f"the address is already on line {first}")
+        return outcome
+    transaction.savepoint_rollback(savepoint)
+    problems.restart()
+    for line, first in repeated:
+        problems.add_late(line, "email", f"the address is already on line {first}")
+    skip = frozenset(line for line, _ in repeated)
+    outcome, again = _apply_sql(plan, rows_for(skip), problems, on_apply)
+    assert not again, "the second pass skips every repeated line"
+    return outcome
+
+
+def _chunk_columns(plan: Plan) -> sql.Composed:
     columns = [
         sql.SQL('line integer, email text COLLATE "C", first_name text, last_name text, status text'),
         *(
@@ -397,133 +480,356 @@ def _rank(expr: str) -> str:
     return f"(CASE {expr} {cases} ELSE 0 END)"
 
 
-def _apply_sql(plan: Plan, rows: Iterable[Row], problems: Problems, on_apply: Callable[[], None] | None) -> Outcome:
-    outcome = Outcome()
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        # The duplicate check hashes every address of the input; this keeps it in memory (this transaction only).
-        cursor.execute("SET LOCAL work_mem = '192MB'")
-        # Dropped at commit; also here in case an enclosing transaction already used one (tests, the API).
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.mk_stage")
-        cursor.execute(sql.SQL("CREATE TEMPORARY TABLE mk_stage ({}) ON COMMIT DROP").format(_stage_columns(plan)))
-        count = 0
-        with cursor.copy("COPY mk_stage FROM STDIN") as copy:
-            write = copy.write_row
+def _pipelined(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """Chunks of `rows`, read ahead in a thread while the caller writes the previous chunk.
+
+    The reading (CSV parsing and checking, pure Python) and the database work (PostgreSQL on the
+    other core) overlap: while the caller waits for a statement, psycopg releases the GIL and the
+    reader fills the next chunk. At most two chunks wait, so memory stays flat.
+    """
+    chunks: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            chunk: list[Row] = []
             for row in rows:
-                write(row)
-                count += 1
+                chunk.append(row)
+                if len(chunk) >= size:
+                    while not stop.is_set():
+                        try:
+                            chunks.put(chunk, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                    chunk = []
+            chunks.put(chunk)
+            chunks.put(done)
+        except BaseException as exc:  # handed to the caller, raised there
+            chunks.put(exc)
+
+    reader = threading.Thread(target=read, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if item:
+                yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a blocked reader finish its put
+            try:
+                chunks.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
+
+
+def _apply_sql(
+    plan: Plan, rows: Iterable[Row], problems: Problems, on_apply: Callable[[], None] | None
+) -> tuple[Outcome, list[tuple[int, int]]]:
+    """The PostgreSQL engine: chunks of rows COPYed to a TEMP table and applied set-based as they come.
+
+    Returns the outcome and the (line, first line) of addresses repeated across chunks.
+    """
+    outcome = Outcome()
+    params: dict[str, Any] = {
+        "server": plan.server_id,
+        "now": timezone.now(),
+        "new_status": plan.new_status,
+        "via": plan.via,
+        "job": plan.job_id,
+        "actor": plan.actor_id,
+        "summary": plan.history_summary[:300],
+        "lists": plan.list_ids,
+    }
+    update = _update_sql(plan) if plan.update_existing and _assignments(plan, _EXCLUDED) else None
+    upsert = _upsert_sql(plan)
+    membership = _membership_sql() if plan.list_ids else None
+    strict_failed = False
+    with connection.cursor() as cursor:
+        # The final duplicate check hashes every address of the input (this transaction only).
+        cursor.execute("SET LOCAL work_mem = '192MB'")
+        # Dropped at commit; dropped here too in case an enclosing transaction made them (tests, the API).
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.mk_chunk, pg_temp.mk_seen")
+        cursor.execute(sql.SQL("CREATE TEMPORARY TABLE mk_chunk ({}) ON COMMIT DROP").format(_chunk_columns(plan)))
+        # Every address of the input with its line, no index: checked for repeats once, at the end.
+        cursor.execute('CREATE TEMPORARY TABLE mk_seen (line integer, email text COLLATE "C") ON COMMIT DROP')
+        # A server without contacts (its first import) needs no lookups of existing ones: every row is new,
+        # and a plain INSERT does it. Whatever another transaction adds meanwhile is caught by the fallback.
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM marketing_contact WHERE server_id = %s)", [plan.server_id])
+        had_contacts = bool(cursor.fetchone()[0])
+        insert = _insert_sql(plan, check_existing=had_contacts)
+        if not had_contacts:
+            update = None
+        # The statistics of the contacts table (and of the temporary tables) know nothing of the rows this
+        # transaction adds; a hash join, a sequential or a materialised scan would read the whole table once
+        # per chunk. Every statement below looks rows up by (server_id, email): index lookups it is.
+        for setting in PLANNER_SETTINGS:
+            cursor.execute(f"SET LOCAL {setting} = off")
+        # Those settings make every plan look very expensive, which would start JIT compilation
+        # (a third of a second per statement) for statements that touch a few thousand rows.
+        cursor.execute("SET LOCAL jit = off")
+        for chunk in _pipelined(rows, CHUNK_ROWS):
+            chunk = _without_repeats(chunk, problems)
+            with cursor.copy("COPY mk_chunk FROM STDIN") as copy:
+                write = copy.write_row
+                for row in chunk:
+                    write(row)
+            cursor.execute("INSERT INTO mk_seen SELECT line, email FROM mk_chunk")
+            outcome.rows += len(chunk)
+            if not strict_failed and problems.count and not plan.skip_invalid:
+                strict_failed = True  # read on for the report, write nothing more: all is rolled back
+            if not strict_failed:
+                _apply_chunk(
+                    cursor, params, outcome, len(chunk), update=update, insert=insert, upsert=upsert, plan=plan
+                )
+                if membership is not None:
+                    cursor.execute(membership, params)
+                    outcome.list_added += int(cursor.fetchone()[0] or 0)
+            cursor.execute("TRUNCATE mk_chunk")
+        for setting in PLANNER_SETTINGS:
+            cursor.execute(f"SET LOCAL {setting} = on")
         if on_apply is not None:
             on_apply()
         cursor.execute(
-            "SELECT s.line, s.email FROM mk_stage s JOIN "
-            "(SELECT email FROM mk_stage GROUP BY email HAVING count(*) > 1) d ON d.email = s.email "
-            "ORDER BY s.email, s.line"
+            """
+            SELECT line, first_line FROM (
+              SELECT line, min(line) OVER (PARTITION BY email) AS first_line FROM mk_seen
+              WHERE email IN (SELECT email FROM mk_seen GROUP BY email HAVING count(*) > 1)
+            ) d WHERE line <> first_line ORDER BY line
+            """
         )
-        duplicates = cursor.fetchall()
-        if duplicates:
-            later: list[tuple[int, int]] = []
-            first_line, first_email = 0, None
-            for line, email in duplicates:
-                if email != first_email:
-                    first_line, first_email = line, email
-                else:
-                    later.append((line, first_line))
-            for line, first in sorted(later):
-                problems.add_late(line, "email", f"the address is already on line {first}")
-            cursor.execute("DELETE FROM mk_stage WHERE line = ANY(%s)", [[line for line, _ in later]])
-            count -= len(later)
-        outcome.rows = count
-        if problems.count and not plan.skip_invalid:
-            return outcome  # strict mode: the caller rolls back; no need to write anything
-        params: dict[str, Any] = {
-            "server": plan.server_id,
-            "now": now,
-            "new_status": plan.new_status,
-            "via": plan.via,
-            "job": plan.job_id,
-            "actor": plan.actor_id,
-            "summary": plan.history_summary[:300],
-            "lists": plan.list_ids,
-        }
-        cursor.execute(_upsert_sql(plan), params)
-        created, updated = cursor.fetchone()
-        outcome.created, outcome.updated = int(created or 0), int(updated or 0)
-        if plan.update_existing:
-            outcome.unchanged = count - outcome.created - outcome.updated
+        repeated = [(int(line), int(first)) for line, first in cursor.fetchall()]
+    outcome.rows -= len(repeated)
+    return outcome, repeated
+
+
+PLANNER_SETTINGS = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan", "enable_material")
+
+
+def _without_repeats(chunk: list[Row], problems: Problems) -> list[Row]:
+    """The chunk without rows whose address came earlier in it (reported); one statement may not insert twice."""
+    first: dict[str, int] = {}
+    kept: list[Row] = []
+    for row in chunk:
+        seen = first.get(row[1])
+        if seen is None:
+            first[row[1]] = row[0]
+            kept.append(row)
         else:
-            outcome.skipped = count - outcome.created
-        if plan.list_ids:
-            cursor.execute(_membership_sql(), params)
-            outcome.list_added = int(cursor.fetchone()[0] or 0)
-    return outcome
+            problems.add_late(row[0], "email", f"the address is already on line {seen}")
+    return kept
 
 
-def _upsert_sql(plan: Plan) -> sql.Composed:
-    custom = _custom_expr(plan)
-    insert = sql.SQL(
+def _apply_chunk(
+    cursor: Any,
+    params: dict[str, Any],
+    outcome: Outcome,
+    size: int,
+    *,
+    update: sql.Composable | None,
+    insert: sql.Composable,
+    upsert: sql.Composable,
+    plan: Plan,
+) -> None:
+    """Existing contacts first (one UPDATE), then the new ones (one INSERT … WHERE NOT EXISTS).
+
+    A plain insert skips the speculative insertion of ON CONFLICT (measured: a quarter of the time of
+    a first import). Should another transaction insert one of the addresses meanwhile, the unique
+    index refuses it: the chunk's insert is rolled back to a savepoint and done again as the
+    ON CONFLICT upsert, so the outcome is the same as if the upsert had run from the start.
+    """
+    updated = 0
+    if update is not None:
+        cursor.execute(update, params)
+        updated = int(cursor.fetchone()[0] or 0)
+    savepoint = transaction.savepoint_create()
+    try:
+        cursor.execute(insert, params)
+        created = int(cursor.fetchone()[0] or 0) if plan.push_unsubscribes else cursor.rowcount
+    except IntegrityError:
+        transaction.savepoint_rollback(savepoint)
+        cursor.execute(upsert, params)
+        created, more = cursor.fetchone()
+        created, updated = int(created or 0), updated + int(more or 0)
+    else:
+        transaction.savepoint_commit(savepoint)
+    outcome.created += created
+    outcome.updated += updated
+    if plan.update_existing:
+        outcome.unchanged += size - created - updated
+    else:
+        outcome.skipped += size - created
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where an existing contact's new values come from: the chunk row `s` (UPDATE) or EXCLUDED (ON CONFLICT)."""
+
+    first: str
+    last: str
+    status: str
+    status_given: str
+    custom: sql.Composable
+
+
+def _chunk_source(plan: Plan) -> _Source:
+    return _Source("s.first_name", "s.last_name", "s.status", "s.status IS NOT NULL", _custom_expr(plan))
+
+
+# In ON CONFLICT the proposed row is EXCLUDED; its status_changed_at is set only when a status was given.
+_EXCLUDED = _Source(
+    "EXCLUDED.first_name",
+    "EXCLUDED.last_name",
+    "EXCLUDED.status",
+    "EXCLUDED.status_changed_at IS NOT NULL",
+    sql.SQL("EXCLUDED.custom"),
+)
+
+
+def _assignments(plan: Plan, src: _Source) -> list[tuple[str, sql.Composable]]:
+    """(column, new value) for an existing contact `c`: empty values keep the stored ones; status only moves up."""
+    sets: list[tuple[str, sql.Composable]] = []
+    if plan.set_first:
+        sets.append(("first_name", sql.SQL(f"COALESCE(NULLIF({src.first}, ''), c.first_name)")))
+    if plan.set_last:
+        sets.append(("last_name", sql.SQL(f"COALESCE(NULLIF({src.last}, ''), c.last_name)")))
+    if plan.fields:
+        sets.append(("custom", sql.SQL("c.custom || {}").format(src.custom)))
+    if plan.set_status:
+        sets.append(("status", sql.SQL(f"CASE WHEN {_moves(src)} THEN {src.status} ELSE c.status END")))
+    return sets
+
+
+def _moves(src: _Source) -> str:
+    return f"{src.status_given} AND {_rank(src.status)} > {_rank('c.status')}"
+
+
+def _set_clause(plan: Plan, src: _Source, now: str) -> tuple[sql.Composable, sql.Composable]:
+    """The SET list and the "anything changed?" condition for an existing contact."""
+    sets = _assignments(plan, src)
+    assignments: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(column), expr) for column, expr in sets
+    ]
+    if plan.set_status:
+        assignments.append(
+            sql.SQL(f"status_changed_at = CASE WHEN {_moves(src)} THEN {now} ELSE c.status_changed_at END")
+        )
+    assignments.append(sql.SQL(f"updated_at = {now}"))
+    before = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(column)) for column, _ in sets)
+    after = sql.SQL(", ").join(expr for _, expr in sets)
+    changed = sql.SQL("({}, '') IS DISTINCT FROM ({}, '')").format(before, after)
+    return sql.SQL(", ").join(assignments), changed
+
+
+def _history_and_outbox(plan: Plan, source: str, where: str | None) -> sql.Composable:
+    """CTEs writing a history row per updated contact and the unsubscribes to push (from the CTE `source`)."""
+    kind = HistoryKind.IMPORTED if plan.via == "import" else HistoryKind.BULK
+    parts: list[sql.Composable] = []
+    if where is not None:
+        parts.append(
+            sql.SQL(
+                ", hist AS (INSERT INTO marketing_contacthistory "
+                "(contact_id, at, kind, via, actor_id, job_id, summary) "
+                "SELECT id, %(now)s, {kind}, %(via)s, %(actor)s, %(job)s, %(summary)s FROM {source} WHERE {where})"
+            ).format(kind=sql.Literal(kind), source=sql.Identifier(source), where=sql.SQL(where))
+        )
+    if plan.push_unsubscribes:
+        parts.append(
+            sql.SQL(
+                ", unsub AS (INSERT INTO marketing_remotechange "
+                "(server_id, action, list_remote_id, email, first_name, last_name, created_at, attempts, error) "
+                "SELECT %(server)s, {action}, NULL, email, '', '', %(now)s, 0, '' "
+                "FROM {source} WHERE status = {status})"
+            ).format(
+                action=sql.Literal(RemoteAction.UNSUBSCRIBE),
+                source=sql.Identifier(source),
+                status=sql.Literal(Status.UNSUBSCRIBED),
+            )
+        )
+    return sql.Composed(parts)
+
+
+def _update_sql(plan: Plan) -> sql.Composed:
+    """Existing contacts of the chunk that change; answers how many."""
+    assignments, changed = _set_clause(plan, _chunk_source(plan), "%(now)s")
+    return sql.SQL(
         """
-        INSERT INTO marketing_contact AS c
-          (server_id, email, first_name, last_name, status, custom, created_at, updated_at,
-           status_changed_at, created_via, created_job)
+        WITH up AS (
+          UPDATE marketing_contact c SET {assignments}
+          FROM mk_chunk s
+          WHERE c.server_id = %(server)s AND c.email = s.email AND {changed}
+          RETURNING c.id, c.status, c.email
+        ) {extra}
+        SELECT count(*) FROM up
+        """
+    ).format(assignments=assignments, changed=changed, extra=_history_and_outbox(plan, "up", "true"))
+
+
+def _new_contact_rows(plan: Plan) -> sql.Composed:
+    return sql.SQL(
+        """
         SELECT %(server)s, s.email, COALESCE(s.first_name, ''), COALESCE(s.last_name, ''),
                COALESCE(s.status, %(new_status)s), {custom}, %(now)s, %(now)s,
                CASE WHEN s.status IS NOT NULL THEN %(now)s::timestamptz END, %(via)s, %(job)s
-        FROM mk_stage s
+        FROM mk_chunk s
         """
-    ).format(custom=custom)
-    sets: list[tuple[str, str]] = []
-    if plan.set_first:
-        sets.append(("first_name", "COALESCE(NULLIF(EXCLUDED.first_name, ''), c.first_name)"))
-    if plan.set_last:
-        sets.append(("last_name", "COALESCE(NULLIF(EXCLUDED.last_name, ''), c.last_name)"))
-    if plan.fields:
-        sets.append(("custom", "c.custom || EXCLUDED.custom"))
-    if plan.set_status:
-        # EXCLUDED.status_changed_at is set only for rows whose status cell was filled in.
-        moves = f"EXCLUDED.status_changed_at IS NOT NULL AND {_rank('EXCLUDED.status')} > {_rank('c.status')}"
-        sets.append(("status", f"CASE WHEN {moves} THEN EXCLUDED.status ELSE c.status END"))
-    if plan.update_existing and sets:
-        assignments = ", ".join(f"{column} = {expr}" for column, expr in sets)
-        if plan.set_status:
-            assignments += (
-                ", status_changed_at = CASE WHEN "
-                f"EXCLUDED.status_changed_at IS NOT NULL AND {_rank('EXCLUDED.status')} > {_rank('c.status')} "
-                "THEN EXCLUDED.updated_at ELSE c.status_changed_at END"
-            )
-        before = ", ".join(f"c.{column}" for column, _ in sets)
-        after = ", ".join(expr for _, expr in sets)
-        conflict = sql.SQL(
-            "ON CONFLICT (server_id, email) DO UPDATE SET " + assignments + ", updated_at = EXCLUDED.updated_at "
-            f"WHERE ({before}, '') IS DISTINCT FROM ({after}, '')"
-        )
+    ).format(custom=_custom_expr(plan))
+
+
+INSERT_COLUMNS = sql.SQL(
+    "server_id, email, first_name, last_name, status, custom, created_at, updated_at, status_changed_at, "
+    "created_via, created_job"
+)
+
+
+def _insert_sql(plan: Plan, *, check_existing: bool) -> sql.Composed:
+    """New contacts of the chunk (a plain insert: no speculative insertion); answers how many."""
+    where = sql.SQL(
+        "WHERE NOT EXISTS (SELECT 1 FROM marketing_contact c WHERE c.server_id = %(server)s AND c.email = s.email)"
+        if check_existing
+        else ""
+    )
+    insert = sql.SQL("INSERT INTO marketing_contact ({columns}) {rows} {where}").format(
+        columns=INSERT_COLUMNS, rows=_new_contact_rows(plan), where=where
+    )
+    if not plan.push_unsubscribes:
+        return sql.Composed([insert])  # the count is the cursor's rowcount: no rows to hand back
+    return sql.SQL("WITH new AS ({insert} RETURNING id, status, email) {extra} SELECT count(*) FROM new").format(
+        insert=insert, extra=_history_and_outbox(plan, "new", None)
+    )
+
+
+def _upsert_sql(plan: Plan) -> sql.Composed:
+    """The whole chunk as one ON CONFLICT upsert: the fallback when a concurrent insert took an address."""
+    conflict: sql.Composable
+    if plan.update_existing and _assignments(plan, _EXCLUDED):
+        assignments, changed = _set_clause(plan, _EXCLUDED, "EXCLUDED.updated_at")
+        conflict = sql.SQL("ON CONFLICT (server_id, email) DO UPDATE SET {} WHERE {}").format(assignments, changed)
     else:
         conflict = sql.SQL("ON CONFLICT (server_id, email) DO NOTHING")
-    history = sql.SQL(
-        """
-        , hist AS (
-          INSERT INTO marketing_contacthistory (contact_id, at, kind, via, actor_id, job_id, summary)
-          SELECT id, %(now)s, {kind}, %(via)s, %(actor)s, %(job)s, %(summary)s FROM up WHERE NOT created
-        )
-        """
-    ).format(kind=sql.Literal(HistoryKind.IMPORTED if plan.via == "import" else HistoryKind.BULK))
-    outbox: sql.Composable = sql.SQL("")
-    if plan.push_unsubscribes:
-        outbox = sql.SQL(
-            """
-            , unsub AS (
-              INSERT INTO marketing_remotechange
-                (server_id, action, list_remote_id, email, first_name, last_name, created_at, attempts, error)
-              SELECT %(server)s, {action}, NULL, email, '', '', %(now)s, 0, '' FROM up WHERE status = {status}
-            )
-            """
-        ).format(action=sql.Literal(RemoteAction.UNSUBSCRIBE), status=sql.Literal(Status.UNSUBSCRIBED))
     return sql.SQL(
         """
-        WITH up AS ({insert} {conflict} RETURNING c.id, (c.xmax = 0) AS created, c.status, c.email)
-        {history} {outbox}
+        WITH up AS (
+          INSERT INTO marketing_contact AS c ({columns}) {rows} {conflict}
+          RETURNING c.id, (c.xmax = 0) AS created, c.status, c.email
+        ) {extra}
         SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM up
         """
-    ).format(insert=insert, conflict=conflict, history=history, outbox=outbox)
+    ).format(
+        columns=INSERT_COLUMNS,
+        rows=_new_contact_rows(plan),
+        conflict=conflict,
+        extra=_history_and_outbox(plan, "up", "NOT created"),
+    )
 
 
 def _membership_sql() -> sql.SQL:
@@ -532,7 +838,7 @@ def _membership_sql() -> sql.SQL:
         WITH added AS (
           INSERT INTO marketing_membership (contact_list_id, contact_id, added_at, added_via, job_id)
           SELECT l.id, c.id, %(now)s, %(via)s, %(job)s
-          FROM mk_stage s
+          FROM mk_chunk s
           JOIN marketing_contact c ON c.server_id = %(server)s AND c.email = s.email
           CROSS JOIN unnest(%(lists)s::bigint[]) AS l(id)
           ON CONFLICT DO NOTHING
@@ -579,8 +885,6 @@ def _apply_orm(plan: Plan, rows: Iterable[Row], problems: Problems) -> Outcome:
             batch = []
     if batch and not (problems.count and not plan.skip_invalid):
         _orm_batch(plan, batch, outcome, linked)
-    if problems._late:
-        problems._late.sort()
     return outcome
 
 

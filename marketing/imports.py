@@ -386,7 +386,7 @@ def _run(job: ImportJob, *, engine: str) -> None:
         with ProgressReporter(job.pk, lambda: reader.bytes_read, state) as progress:
             outcome = apply_rows(
                 plan,
-                spec.rows(reader, problems, state),
+                lambda skip: spec.rows(reader, problems, state, skip),
                 problems,
                 engine=engine,
                 before=create_fields,

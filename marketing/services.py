@@ -526,7 +526,7 @@ def bulk_upsert(
         push_unsubscribes=_sync_enabled(server),
         history_summary="Updated through the API (bulk)",
     )
-    outcome = apply_rows(plan, _json_rows(records, fields, problems), problems)
+    outcome = apply_rows(plan, lambda skip: _json_rows(records, fields, problems, skip), problems)
     if outcome.committed:
         audit.record(
             action="contacts.bulk_upsert",
@@ -543,8 +543,12 @@ def bulk_upsert(
     ]
 
 
-def _json_rows(records: Sequence[Any], fields: list[CustomField], problems: Problems) -> Iterable[Row]:
+def _json_rows(
+    records: Sequence[Any], fields: list[CustomField], problems: Problems, skip: frozenset[int] = frozenset()
+) -> Iterable[Row]:
     for index, record in enumerate(records, start=1):
+        if index in skip:
+            continue
         if not isinstance(record, dict):
             problems.add(index, "", "must be an object with at least “email”")
             continue

@@ -387,8 +387,10 @@ def _apply_pulled(plan: Plan, contacts: list[Any], fields: dict[str, CustomField
     converters = {f.key: converter_for(f.type, f.choices) for f in plan.fields}
     positions = {f.key: i for i, f in enumerate(plan.fields)}
 
-    def rows() -> Iterator[Row]:
+    def rows(skip: frozenset[int]) -> Iterator[Row]:
         for line, contact in enumerate(contacts, start=1):
+            if line in skip:
+                continue
             try:
                 email = normalise_email(contact.email_address or "")
             except InvalidAddress as exc:
@@ -413,7 +415,7 @@ def _apply_pulled(plan: Plan, contacts: list[Any], fields: dict[str, CustomField
                 *values,
             )
 
-    outcome = apply_rows(plan, rows(), problems)
+    outcome = apply_rows(plan, rows, problems)
     return outcome.created, outcome.updated, outcome.invalid
 
 

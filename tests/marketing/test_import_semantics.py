@@ -291,3 +291,63 @@ def test_progress_is_published_while_the_file_is_read(run_import: RunImport, ser
     assert progress is not None
     assert progress["rows_read"] == 2001
     assert progress["bytes_done"] == job.file_size
+
+
+# --- the PostgreSQL engine's chunks ----------------------------------------------------------------
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three rows per chunk, so a few lines exercise what a million rows do."""
+    from marketing import importer
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
+
+
+def test_repeats_across_chunks_keep_the_first_line_when_skipping(
+    run_import: RunImport, fields: dict[str, CustomField], small_chunks: None
+) -> None:
+    rows = [f"p{i}@example.com,{i}" for i in range(10)]
+    rows[7] = "p1@example.com,70"  # line 9 repeats line 3, two chunks later
+    rows[8] = "p8@example.com,8"
+    rows.insert(9, "p8@example.com,80")  # line 11 repeats line 10 in the same chunk
+    job = run_import("email,score\n" + "\n".join(rows) + "\n", skip_invalid=True, engine="sql")
+    assert job.status == JobStatus.DONE
+    assert [p[:2] for p in job.problems] == [[9, "email"], [11, "email"]]
+    assert job.problems[0][2] == "the address is already on line 3"
+    assert custom("p1@example.com") == {"score": 1}  # the first occurrence, not line 9's 70
+    assert custom("p8@example.com") == {"score": 8}
+    assert (job.created_count, job.invalid_count) == (9, 2)
+    assert Contact.objects.count() == 9
+
+
+def test_repeats_across_chunks_fail_a_strict_import(
+    run_import: RunImport, fields: dict[str, CustomField], small_chunks: None
+) -> None:
+    text = "email,score\n" + "".join(f"p{i}@example.com,{i}\n" for i in range(7)) + "p0@example.com,9\n"
+    job = run_import(text, engine="sql")
+    assert job.status == JobStatus.FAILED
+    assert job.problems == [[9, "email", "the address is already on line 2"]]
+    assert not Contact.objects.exists()
+
+
+def test_a_strict_import_stops_writing_at_the_first_bad_chunk_and_reports_everything(
+    run_import: RunImport, fields: dict[str, CustomField], small_chunks: None
+) -> None:
+    text = "email,score\n" + "".join(f"p{i}@example.com,{'x' if i in (4, 8) else i}\n" for i in range(10))
+    job = run_import(text, engine="sql")
+    assert [p[0] for p in job.problems] == [6, 10]
+    assert not Contact.objects.exists()
+
+
+def test_an_address_another_transaction_inserted_meanwhile_is_upserted(
+    run_import: RunImport, server: Server, admin: User, fields: dict[str, CustomField], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain INSERT of a first import meets a contact it did not expect: the chunk falls back to ON CONFLICT."""
+    from marketing import importer
+
+    services.create_contact(server=server, actor=admin, data={"email": "ann@example.com", "custom": {"city": "Oslo"}})
+    plain = importer._insert_sql
+    monkeypatch.setattr(importer, "_insert_sql", lambda plan, check_existing: plain(plan, check_existing=False))
+    job = run_import("email,score\nann@example.com,1\nbob@example.com,2\n", engine="sql")
+    assert job.status == JobStatus.DONE, job.error
+    assert (job.created_count, job.updated_count) == (1, 1)
+    assert custom("ann@example.com") == {"city": "Oslo", "score": 1}
