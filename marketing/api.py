@@ -112,7 +112,7 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 CONTACT_FILTERS = [
-    OpenApiParameter("q", str, description="Start of the address (or of a name)."),
+    OpenApiParameter("q", str, description="Start of the address."),
     OpenApiParameter("status", str, enum=Status.values),
     OpenApiParameter("list", int, description="Only members of this list."),
     OpenApiParameter("segment", int, description="Only contacts matching this saved segment."),

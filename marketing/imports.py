@@ -41,6 +41,7 @@ HEARTBEAT_STALE = timedelta(minutes=2)
 QUEUED_STALE = timedelta(minutes=2)
 KEEP_FILES = timedelta(days=7)
 PREVIEW_ROWS = 10
+ANALYZE_AFTER = 10_000  # rows written by an import before the table's statistics are refreshed
 
 
 class ImportRefused(Exception):
@@ -425,7 +426,13 @@ def _run(job: ImportJob, *, engine: str) -> None:
         after={**outcome.as_dict(), "lists": plan.list_ids, "fields_created": job.fields_created},
     )
     if outcome.committed:
+        before = services.stats_for(job.server).total
         services.refresh_counts(server=job.server, list_ids=plan.list_ids)
+        if outcome.created + outcome.updated >= max(ANALYZE_AFTER, before // 10):
+            # The planner's statistics would otherwise miss these rows until autovacuum's next visit,
+            # and the contacts page (opened right after an import) would get a plan for an empty table.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE marketing_contact" if connection.vendor == "postgresql" else "ANALYZE")
         if plan.list_ids or plan.push_unsubscribes:
             services.schedule_push(server=job.server)
 
