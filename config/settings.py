@@ -457,7 +457,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    "ENUM_NAME_OVERRIDES": {"ContactStatusEnum": "marketing.models.Status"},
+    # Several models have a `state`/`status` field with different choices: name each enum after its class.
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStatusEnum": "marketing.models.Status",
+        "DnsStateEnum": "sending.models.DnsState",
+        "BatchStateEnum": "sending.models.BatchState",
+        "RecipientStateEnum": "sending.models.RecipientState",
+    },
 }
 
 # --- SocketLabs ---------------------------------------------------------------

@@ -69,6 +69,7 @@ PUBLIC_ROUTES: dict[str, str] = {
 VIEWER_MAY_POST: dict[str, str] = {
     "suppression:verify": "asks SocketLabs about one address and refreshes the local mirror; changes nothing there",
     "api-suppressions-check": "checks a list of addresses against the suppression list (the list is the body)",
+    "sending:send_template_preview": "renders a template for a pasted row; stores nothing",
 }
 
 # HTML pages under /api/ (login required, 302 when anonymous). Anything else under /api/ must be
