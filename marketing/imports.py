@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -383,6 +384,7 @@ def _run(job: ImportJob, *, engine: str) -> None:
                 )
             custom.save()
 
+    started = time.monotonic()
     try:
         with ProgressReporter(job.pk, lambda: reader.bytes_read, state) as progress:
             outcome = apply_rows(
@@ -395,6 +397,7 @@ def _run(job: ImportJob, *, engine: str) -> None:
             )
     finally:
         saved_report = problems.finish()
+    written = time.monotonic()
     job.report_path = str(saved_report.relative_to(settings.MEDIA_ROOT)) if saved_report else ""
     job.created_count, job.updated_count = outcome.created, outcome.updated
     job.unchanged_count, job.skipped_count = outcome.unchanged, outcome.skipped
@@ -435,6 +438,16 @@ def _run(job: ImportJob, *, engine: str) -> None:
                 cursor.execute("ANALYZE marketing_contact" if connection.vendor == "postgresql" else "ANALYZE")
         if plan.list_ids or plan.push_unsubscribes:
             services.schedule_push(server=job.server)
+    log.info(
+        "import %s: %s lines, %s new, %s updated, %s invalid; written in %.1f s, finished in %.1f s",
+        job.pk,
+        state.line,
+        outcome.created,
+        outcome.updated,
+        outcome.invalid,
+        written - started,
+        time.monotonic() - started,
+    )
 
 
 def _finish(job: ImportJob, *, status: str, error: str) -> None:

@@ -351,3 +351,15 @@ def test_an_address_another_transaction_inserted_meanwhile_is_upserted(
     assert job.status == JobStatus.DONE, job.error
     assert (job.created_count, job.updated_count) == (1, 1)
     assert custom("ann@example.com") == {"city": "Oslo", "score": 1}
+
+
+def test_backslashes_tabs_quotes_and_line_breaks_arrive_unchanged(
+    run_import: RunImport, fields: dict[str, CustomField], engine: str
+) -> None:
+    city = 'C:\\temp\t"quoted"\\N'
+    text = 'email,first_name,city\nann@example.com,"back\\slash\r\nand tab\t","' + city.replace('"', '""') + '"\n'
+    job = run_import(text, engine=engine)
+    assert job.status == JobStatus.DONE, job.error
+    contact = Contact.objects.get()
+    assert contact.first_name == "back\\slash\r\nand tab"  # trimmed at the ends only
+    assert contact.custom == {"city": city}
