@@ -483,6 +483,31 @@ SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 # Where the sandbox is reachable from Mailroom's own processes (demo servers point here).
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://localhost:8000/sandbox")
 
+# --- Feature tunables (each app reads these with the same defaults) ----------------------
+# The public https://host of this Mailroom, used in the webhook URLs registered at SocketLabs
+# (empty: the address of the request that registers them).
+REPORTING_PUBLIC_BASE_URL = os.environ.get("REPORTING_PUBLIC_BASE_URL", "")
+REPORTING_INBOUND_ROOT = os.environ.get("REPORTING_INBOUND_ROOT", "")  # empty: MEDIA_ROOT/inbound
+SUPPRESSION_API_RATE = float(os.environ.get("SUPPRESSION_API_RATE", "10"))  # SocketLabs calls/s per import
+SUPPRESSION_SYNC_HOUR = env_int("SUPPRESSION_SYNC_HOUR", 2)  # nightly pull, server's local hour
+SUPPRESSION_IMPORT_MAX_BYTES = env_int("SUPPRESSION_IMPORT_MAX_MB", 250) * 1024 * 1024
+SUPPRESSION_INLINE_VALIDATE_BYTES = 2 * 1024 * 1024
+SUPPRESSION_RUN_BUDGET = 50
+SUPPRESSION_PREPARED_LOOKUPS = env_bool("SUPPRESSION_PREPARED_LOOKUPS", True)  # off behind a statement-less pooler
+MARKETING_IMPORT_MAX_BYTES = env_int("MARKETING_IMPORT_MAX_MB", 500) * 1024 * 1024
+SENDING_MAX_IN_FLIGHT_PER_SERVER = env_int("SENDING_MAX_IN_FLIGHT_PER_SERVER", 4)
+SENDING_SECONDS_PER_REQUEST = 0.5  # for the wizard's time estimate
+SENDING_STALE_SECONDS = 900  # an in-flight batch older than this is marked "outcome unknown"
+# Sandbox knobs (contract §0a defaults).
+SANDBOX_INJECTION_MAX_RECIPIENTS = 50
+SANDBOX_INJECTION_MAX_MERGE_ROWS = 1000
+SANDBOX_INJECTION_MAX_MESSAGES = 10
+SANDBOX_INJECTION_MAX_REQUEST_BYTES = 30 * 1024 * 1024
+SANDBOX_INJECTION_TEMPLATE_IDS: list[int] | None = None  # None: any positive ApiTemplate id is known
+SANDBOX_MARKETING_CONTACT_LIMIT: int | None = None
+SANDBOX_UNVERIFIED_MARKER = "unverified"  # domains containing it fail verification
+SANDBOX_WEBHOOK_TIMEOUT = (3.05, 10.0)
+
 # --- Logging ----------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
