@@ -484,6 +484,9 @@ SANDBOX_ENABLED = env_bool("SANDBOX_ENABLED", DEBUG)
 SANDBOX_BASE_URL = os.environ.get("SANDBOX_BASE_URL", "http://localhost:8000/sandbox")
 
 # --- Feature tunables (each app reads these with the same defaults) ----------------------
+# Outbound requests to URLs users enter (inbound forwarding) may target private or loopback
+# hosts only when this is on (development, tests); off in production to prevent SSRF.
+MAILROOM_ALLOW_PRIVATE_TARGETS = env_bool("MAILROOM_ALLOW_PRIVATE_TARGETS", DEBUG)
 # The public https://host of this Mailroom, used in the webhook URLs registered at SocketLabs
 # (empty: the address of the request that registers them).
 REPORTING_PUBLIC_BASE_URL = os.environ.get("REPORTING_PUBLIC_BASE_URL", "")

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from common.netguard import BlockedTarget, check_public_url
 from reporting.models import EventType, WebhookFormat
 
 
@@ -103,4 +104,9 @@ class ForwardingForm(forms.Form):
         url: str = self.cleaned_data["forward_url"]
         if url and not url.lower().startswith(("http://", "https://")):
             raise forms.ValidationError(f"“{url}” must start with http:// or https://.")
+        if url:
+            try:
+                check_public_url(url)
+            except BlockedTarget as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return url

@@ -36,6 +36,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import audit
+from common.netguard import BlockedTarget, check_public_url
 from reporting import conf
 from reporting.models import ForwardStatus, InboundMessage, InboundRoute
 
@@ -191,6 +192,12 @@ def attempt(message_id: int) -> Result:
     }
     timeout = (float(conf.get("REPORTING_FORWARD_CONNECT_TIMEOUT")), float(conf.get("REPORTING_FORWARD_READ_TIMEOUT")))
     status: int | None = None
+    try:
+        # Checked again at send time: the name may resolve elsewhere than when it was saved.
+        check_public_url(route.forward_url)
+    except BlockedTarget as exc:
+        _finish(message_id, forward_status=ForwardStatus.FAILED, forward_error=str(exc), forward_next_at=None)
+        return Result("failed", detail=str(exc))
     try:
         response = session().post(route.forward_url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.Timeout:

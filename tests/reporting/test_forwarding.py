@@ -443,3 +443,22 @@ def test_forwarding_a_failed_message_again_starts_fresh_attempts(
     assert AuditLog.objects.filter(action="reporting.inbound_forward.retry").count() == 1
     receiver.answer(200)
     assert forward_inbound_message.apply(args=[message.pk]).get() == "delivered"
+
+
+def test_a_private_target_is_refused_at_send_time_in_production(
+    client: Client,
+    inbound_endpoint: InboundEndpoint,
+    route: InboundRoute,
+    receiver: Receiver,
+    fast_forwarding: None,
+    settings: Any,
+) -> None:
+    message = receive(client, inbound_endpoint)
+    settings.MAILROOM_ALLOW_PRIVATE_TARGETS = False  # the receiver listens on 127.0.0.1
+
+    assert forward_inbound_message.apply(args=[message.pk]).get() == "failed"
+
+    message.refresh_from_db()
+    assert receiver.received == []
+    assert message.forward_status == ForwardStatus.FAILED
+    assert "not a public address" in message.forward_error
