@@ -5,4 +5,6 @@ class MarketingConfig(AppConfig):
     name = "marketing"
 
     def ready(self) -> None:
-        from marketing import signals  # noqa: F401  # connects the receivers
+        from marketing import signals
+
+        signals.connect_effects()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -216,3 +217,32 @@ def test_suppressions_move_statuses_by_reason(server: Server, marketing: User) -
         "b@example.com": Status.COMPLAINED,
         "c@example.com": Status.UNSUBSCRIBED,
     }
+
+
+def test_contacts_follow_the_events_reporting_records(
+    server: Server, marketing: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    """reporting.effects sends `effects_recorded` after its processing commits; the contacts' status follows."""
+    from reporting import effects
+    from reporting.models import Event, EventType, FailureType
+
+    add(server, marketing, "ann@example.com")
+    add(server, marketing, "bob@example.com")
+    at = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    events = [
+        Event.objects.create(server=server, type=EventType.COMPLAINT, occurred_at=at, address="ann@example.com"),
+        Event.objects.create(
+            server=server,
+            type=EventType.FAILED,
+            failure_type=FailureType.PERMANENT,
+            occurred_at=at,
+            address="BOB@example.com",
+        ),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        effects.apply(events)
+    assert dict(Contact.objects.values_list("email", "status")) == {
+        "ann@example.com": Status.COMPLAINED,
+        "bob@example.com": Status.BOUNCED,
+    }
+    assert ContactHistory.objects.get(contact__email="ann@example.com", kind=HistoryKind.STATUS).at == at
