@@ -409,6 +409,8 @@ def apply_rows(
             outcome = _apply_sql_checked(plan, rows_for, problems, on_apply)
         else:
             outcome = _apply_orm(plan, rows_for(frozenset()), problems)
+            if on_apply is not None:
+                on_apply()
         outcome.invalid = problems.rows
         if problems.count and not plan.skip_invalid:
             transaction.set_rollback(True)

@@ -264,10 +264,10 @@ def _condition_q(condition: dict[str, Any], fields: dict[str, FieldInfo]) -> Q:
             for choice in value:
                 combined |= _contains(key, choice)
             return combined
-        return _contains(key, value) if op == "eq" else ~_contains(key, value)
+        return _contains(key, value) if op == "eq" else ~_contains(key, value) | ~has
     if info.type == FieldType.NUMBER:
         if op in ("eq", "neq"):
-            return _contains(key, value) if op == "eq" else ~_contains(key, value)
+            return _contains(key, value) if op == "eq" else ~_contains(key, value) | ~has
         number = Cast(KeyTextTransform(key, "custom"), FloatField())
         return _compare(number, op, float(value))
     # Dates: ISO text cast to a date.
