@@ -297,7 +297,8 @@ def queue(
         )
         if not updated:
             raise ImportRefused("This import was already started.")
-        transaction.on_commit(lambda: run_import.delay(job.pk))
+        # robust: a broker that is down must not turn a saved job into an error page; the sweeper sends it later.
+        transaction.on_commit(lambda: run_import.delay(job.pk), robust=True)
     job.refresh_from_db()
     return job
 
@@ -478,7 +479,7 @@ def sweep() -> dict[str, int]:
                 status=JobStatus.QUEUED, phase="", queued_at=now, error="The worker stopped; the import starts again."
             ):
                 requeued += 1
-                transaction.on_commit(partial(run_import.delay, job.pk))
+                transaction.on_commit(partial(run_import.delay, job.pk), robust=True)
         else:
             _finish(
                 job,
@@ -491,7 +492,7 @@ def sweep() -> dict[str, int]:
         "pk", flat=True
     ):
         ImportJob.objects.filter(pk=pk).update(queued_at=now)
-        transaction.on_commit(partial(run_import.delay, pk))
+        transaction.on_commit(partial(run_import.delay, pk), robust=True)
         requeued += 1
     removed = 0
     for job in ImportJob.objects.filter(

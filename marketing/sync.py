@@ -110,7 +110,8 @@ def request_sync(*, server: Server, kind: str, actor: Any = None, request: HttpR
                 server=server,
                 target=job.get_kind_display(),
             )
-        transaction.on_commit(lambda: run_sync.delay(job.pk))
+        # robust: a broker that is down must not turn a saved job into an error page; the sweeper sends it later.
+        transaction.on_commit(lambda: run_sync.delay(job.pk), robust=True)
     return job
 
 
@@ -507,7 +508,7 @@ def sweep() -> int:
         if SyncJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, heartbeat_at=job.heartbeat_at).update(
             status=JobStatus.QUEUED, message="The worker stopped; the sync starts again."
         ):
-            transaction.on_commit(partial(run_sync.delay, job.pk))
+            transaction.on_commit(partial(run_sync.delay, job.pk), robust=True)
             again += 1
     # Due (queued, or waiting to retry) for a while but never started: the message was lost. Send it again.
     late = SyncJob.objects.filter(
@@ -515,6 +516,6 @@ def sweep() -> int:
     )
     for pk in late.values_list("pk", flat=True):
         SyncJob.objects.filter(pk=pk).update(next_attempt_at=now)
-        transaction.on_commit(partial(run_sync.delay, pk))
+        transaction.on_commit(partial(run_sync.delay, pk), robust=True)
         again += 1
     return again
