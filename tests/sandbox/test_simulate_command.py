@@ -158,12 +158,13 @@ def test_it_explains_bad_arguments(sandbox_server: SandboxKeys) -> None:
         call_command("sandbox_simulate", "--days=0")
 
 
-@pytest.mark.slow
-def test_a_million_events_take_well_under_a_minute(sandbox_factory: Callable[..., SandboxKeys]) -> None:
+def test_a_large_run_is_written_in_chunks_and_counted_exactly(sandbox_factory: Callable[..., SandboxKeys]) -> None:
+    # Speed belongs in benchmarks, not in timed tests: this checks that a run spanning several
+    # COPY chunks stores every message's events (about 3 per message) and nothing twice.
     keys = sandbox_factory(server_id=17010, name="Big", account_id=9010)
-    started = timezone.now()
-    simulate(keys, days=30, per_day=15_000)
-    elapsed = (timezone.now() - started).total_seconds()
+    simulate(keys, days=5, per_day=12_000)
+    messages = SandboxMessage.objects.filter(server=keys.server).count()
     events = SandboxEvent.objects.filter(server=keys.server).count()
-    assert events >= 1_000_000
-    assert elapsed < 50, f"{events:,} events took {elapsed:.1f} s"
+    assert messages == 60_000
+    assert events >= 2 * messages
+    assert not SandboxEvent.objects.filter(server=keys.server, happened=False).exists()
