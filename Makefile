@@ -32,13 +32,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
+# The demo servers reach the built-in sandbox on the port the web process serves.
+run: export SANDBOX_BASE_URL ?= http://localhost:$(PORT)/sandbox
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
 	@echo "  Mailroom is starting at http://localhost:$(PORT)/  (Ctrl-C stops web, worker and beat)"
 	@echo
-	PORT=$(PORT) SANDBOX_BASE_URL=$${SANDBOX_BASE_URL:-http://localhost:$(PORT)/sandbox} $(BIN)/honcho start -f Procfile
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 services:
 	@scripts/ensure-services.sh
