@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import pytest
 from django.urls import reverse
 
-import socketlabs
-import socketlabs.transport
 from accounts.models import AuditLog, Server, ServerStatus
 
 pytestmark = pytest.mark.django_db
@@ -17,19 +13,12 @@ HTMX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def unreachable(server: Server, monkeypatch: pytest.MonkeyPatch) -> Generator[Server]:
-    """A server whose API address is a closed loopback port: every attempt is refused at once.
-
-    The client retries refused connections with backoff (socketlabs/transport.py); the retries
-    still happen here, only the waits between them are zero. The circuit breakers are per process,
-    so they are reset around the test.
-    """
-    monkeypatch.setattr(socketlabs.transport, "BACKOFF_BASE", 0.0)
-    socketlabs.default_breakers.reset()
+def unreachable(server: Server) -> Server:
+    """A server whose API address is a closed loopback port: the one attempt "Test connection"
+    makes is refused at once. (Breakers are reset around every test by tests/conftest.py.)"""
     server.api_url = "http://127.0.0.1:9/v2"
     server.save(update_fields=["api_url"])
-    yield server
-    socketlabs.default_breakers.reset()
+    return server
 
 
 def test_it_answers_the_connection_test_with_only_the_status_fragment(as_user, admin, unreachable):

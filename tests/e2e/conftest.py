@@ -18,7 +18,6 @@ from django.conf import settings as django_settings
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page, expect
 
-import socketlabs
 from accounts.models import User
 from tests.conftest import PASSWORD
 from tests.sandbox.conftest import SandboxKeys, make_sandbox_server
@@ -194,14 +193,6 @@ class ConnectionTarget:
     expected_message: str
     expected_status: str  # the badge's words
     expected_badge_class: str
-
-
-@pytest.fixture(autouse=True)
-def _fresh_circuit_breakers() -> Generator[None]:
-    """The SocketLabs client's circuit breakers are per process: one test's failures must not trip the next."""
-    socketlabs.default_breakers.reset()
-    yield
-    socketlabs.default_breakers.reset()
 
 
 @pytest.fixture
