@@ -21,7 +21,6 @@ from sandbox import webhooks as sandbox_webhooks
 from sandbox.models import SandboxEventWebhook, SandboxServer
 from tests.e2e.conftest import (  # noqa: F401 - fixtures shared with the browser suite
     BrowserProblems,
-    _fresh_circuit_breakers,
     base_url,
     browser_context_args,
     browser_type_launch_args,
