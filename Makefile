@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 PORT ?= 8000
 
 # `make test` runs against this machine's real PostgreSQL and Redis.
@@ -30,11 +31,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# Front-end packages (Chart.js) from npm, served from our own static files.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP)
 
 # The demo servers reach the built-in sandbox on the port the web process serves.
 run: export SANDBOX_BASE_URL ?= http://localhost:$(PORT)/sandbox
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
@@ -57,13 +63,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) services chromium lint
+test: $(STAMP) $(NODE_STAMP) services chromium lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  DEBUG=true $(BIN)/python manage.py check --fail-level WARNING
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) services
+bench: $(STAMP) $(NODE_STAMP) services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	  $(BIN)/python bench/run.py $(BENCH)
 

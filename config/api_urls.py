@@ -8,6 +8,7 @@ from accounts.views import api_docs
 
 urlpatterns = [
     path("v1/servers/<int:server_id>/", include("reporting.api_urls")),
+    path("v1/servers/<int:server_id>/reports/", include("reporting.report_api_urls")),
     path("v1/servers/<int:server_id>/suppressions/", include("suppression.api_urls")),
     path("v1/servers/<int:server_id>/contacts/", include("marketing.api_urls")),
     path("v1/", include("accounts.api_urls")),

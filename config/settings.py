@@ -304,7 +304,8 @@ USE_TZ = True
 
 # --- Static files -----------------------------------------------------------
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Front-end packages come from npm at setup (package.json; `make setup` runs `npm ci`), never a CDN.
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/chart.js", BASE_DIR / "node_modules" / "chart.js" / "dist")]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -434,6 +435,23 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "suppression.tasks.sweep",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },  # Reports: queue each server's nightly pull once it is due in the server's time zone (missed days
+    # are back-filled by the same run); re-run pulls that wait for a retry or whose worker died.
+    "reports-dispatch-nightly": {
+        "task": "reporting.pull_tasks.dispatch_nightly_pulls",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "reports-sweep-pulls": {
+        "task": "reporting.pull_tasks.sweep_pulls",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Reports: e-mail the nightly and weekly digests that are due (one per subscription and period).
+    "reports-send-digests": {
+        "task": "reporting.digest_tasks.send_due_digests",
+        "schedule": 900.0,
+        "options": {"expires": 850},
     },
 }
 

@@ -12,7 +12,9 @@ urlpatterns = [
     path("servers/<int:server_id>/suppressions/", include("suppression.urls")),
     path("suppressions/", include("suppression.global_urls")),
     path("servers/<int:server_id>/contacts/", include("marketing.urls")),
-    path("servers/<int:server_id>/reports/", include("reporting.urls")),
+    path("servers/<int:server_id>/webhooks/", include("reporting.urls")),
+    path("servers/<int:server_id>/reports/", include("reporting.report_urls")),
+    path("reports/", include("reporting.report_global_urls")),
     path("servers/<int:server_id>/activity/", include("reporting.activity_urls")),
     path("", include("accounts.urls")),
 ]

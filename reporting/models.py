@@ -495,3 +495,243 @@ class InboundAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.path
+
+
+# --- Reports pulled from SocketLabs (issue 9) --------------------------------------------------------
+# SocketLabs report days are UTC days (the contract is silent; the sandbox counts UTC days). Pulled
+# figures are kept for good, so history outlives SocketLabs' 90 days; each row is keyed by server,
+# day and kind so a re-pull overwrites instead of adding.
+
+
+class ReportKind(models.TextChoices):
+    """What a pulled figure counts. Tracking reports are pulled once per tracking type."""
+
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    COMPLAINTS = "complaints", "Complaints"
+    OPENS = "opens", "Opens"
+    CLICKS = "clicks", "Clicks"
+    UNSUBSCRIBES = "unsubscribes", "Unsubscribes"
+
+
+class ReportDimension(models.TextChoices):
+    DOMAIN = "domain", "Recipient domain"
+    MAILING = "mailing", "Mailing id"
+    FAILURE_CODE = "failure_code", "Failure code"
+    REASON = "reason", "Failure reason"
+    URL = "url", "Clicked URL"
+
+
+class ReportDay(models.Model):
+    """The overview of one report kind for one server and one (UTC) day, as SocketLabs reported it."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    kind = models.CharField(max_length=20, choices=ReportKind.choices)
+    total = models.PositiveBigIntegerField(default=0)
+    unique = models.PositiveBigIntegerField(null=True, blank=True)
+    pulled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-day", "kind")
+        constraints = [models.UniqueConstraint(fields=["server", "day", "kind"], name="reportday_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind}: {self.total}"
+
+
+class ReportBreakdown(models.Model):
+    """One kind's count for a server and day, split by a dimension (aggregate and list reports)."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    kind = models.CharField(max_length=20, choices=ReportKind.choices)
+    dimension = models.CharField(max_length=20, choices=ReportDimension.choices)
+    key = models.CharField(max_length=255)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-day", "kind", "dimension", "-count")
+        constraints = [
+            # Column order serves "top keys of this kind and dimension over a date range for these servers".
+            models.UniqueConstraint(
+                fields=["server", "kind", "dimension", "day", "key"], name="reportbreakdown_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind} {self.dimension}={self.key}: {self.count}"
+
+
+class StreamScoreDay(models.Model):
+    """StreamScore for one server and day, from the StreamScore history."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    score = models.PositiveSmallIntegerField()
+    rating = models.CharField(max_length=10, blank=True)  # Good | Fair | Poor
+    pulled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-day",)
+        constraints = [models.UniqueConstraint(fields=["server", "day"], name="streamscoreday_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.score} ({self.rating or '?'})"
+
+
+class EventDayTotal(models.Model):
+    """Webhook-ingested events per server, UTC day and type: the webhook side of reconciliation.
+
+    `DailyRollup` counts in the server's own time zone; SocketLabs reports count UTC days, so the
+    processor keeps this small UTC tally beside it in the same transaction.
+    """
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    type = models.CharField(max_length=20, choices=EventType.choices)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-day", "type")
+        constraints = [models.UniqueConstraint(fields=["server", "day", "type"], name="eventdaytotal_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.type}: {self.count}"
+
+
+class PullTrigger(models.TextChoices):
+    NIGHTLY = "nightly", "Nightly"
+    MANUAL = "manual", "On demand"
+    BACKFILL = "backfill", "Backfill"
+    COMMAND = "command", "Command line"
+
+
+class PullStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Waiting to retry"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ReportPull(models.Model):
+    """A job that pulls every report kind and StreamScore for a server over a range of days.
+
+    A nightly run carries `nightly_for` (the server's local date it ran for): unique per server, so
+    beat firing twice, or two beats, still make one run per server per day (R22).
+    """
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="report_pulls")
+    first_day = models.DateField()
+    last_day = models.DateField()
+    trigger = models.CharField(max_length=10, choices=PullTrigger.choices)
+    nightly_for = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=PullStatus.choices, default=PullStatus.QUEUED)
+    days_total = models.PositiveIntegerField(default=0)
+    days_done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)  # plain words for the jobs page, never a traceback
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "nightly_for"],
+                condition=models.Q(nightly_for__isnull=False),
+                name="reportpull_one_nightly_per_day",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="reportpull_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} pull {self.first_day}…{self.last_day} ({self.status})"
+
+
+class ReportSettings(models.Model):
+    """Per-server schedule and alert thresholds; Admins edit them."""
+
+    server = models.OneToOneField(Server, on_delete=models.CASCADE, related_name="report_settings")
+    nightly_enabled = models.BooleanField(default=True)
+    # Local time (server's time zone) after which last night's pull runs.
+    pull_hour = models.PositiveSmallIntegerField(default=2)
+    streamscore_threshold = models.PositiveSmallIntegerField(default=70)
+    failure_rate_threshold = models.DecimalField(max_digits=6, decimal_places=3, default=5)  # percent
+    complaint_rate_threshold = models.DecimalField(max_digits=6, decimal_places=3, default="0.1")  # percent
+    alerts_enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"report settings of {self.server}"
+
+
+class AlertKind(models.TextChoices):
+    STREAMSCORE = "streamscore", "StreamScore below threshold"
+    FAILURE_RATE = "failure_rate", "Failure rate above threshold"
+    COMPLAINT_RATE = "complaint_rate", "Complaint rate above threshold"
+
+
+class Alert(models.Model):
+    """A threshold crossed on a server's day; one per server, day and kind, so it is mailed once."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="report_alerts")
+    day = models.DateField()
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-day", "kind")
+        constraints = [models.UniqueConstraint(fields=["server", "day", "kind"], name="alert_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.day}: {self.value} (threshold {self.threshold})"
+
+
+class DigestFrequency(models.TextChoices):
+    NONE = "none", "No digest"
+    NIGHTLY = "nightly", "Nightly"
+    WEEKLY = "weekly", "Weekly (Mondays)"
+
+
+class ReportSubscription(models.Model):
+    """A user's e-mail subscriptions for one server: the digest and/or alerts."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="report_subscriptions")
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="report_subscriptions")
+    digest = models.CharField(max_length=10, choices=DigestFrequency.choices, default=DigestFrequency.NONE)
+    alerts = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "server"], name="reportsubscription_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.server}: digest {self.digest}, alerts {self.alerts}"
+
+
+class DigestDelivery(models.Model):
+    """One digest sent (or being sent) for a period; unique, so beat never mails a period twice."""
+
+    subscription = models.ForeignKey(ReportSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-period_end",)
+        constraints = [models.UniqueConstraint(fields=["subscription", "period_end"], name="digestdelivery_unique_key")]
+
+    def __str__(self) -> str:
+        return f"digest {self.period_start}…{self.period_end} for {self.subscription}"

@@ -6,8 +6,10 @@ from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError
 
-from reporting import effects, forwarding, processing, routes, services
+from reporting import digest_tasks, effects, forwarding, processing, pull_tasks, routes, services
 from reporting.receivers import WAKE_KEY
+
+__all__ = ["digest_tasks", "pull_tasks"]  # report pulls and digests live there; importing registers them
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, retry_jitter=True, max_retries=5)

@@ -58,7 +58,7 @@ def test_events_appear_live_and_lead_to_the_recipient_timeline(
     page = log_in(ops)  # noqa: F811
 
     # Create the endpoint: its secret is shown once; register it at the sandbox.
-    page.goto(f"/servers/{server.pk}/reports/endpoints/events/")
+    page.goto(f"/servers/{server.pk}/webhooks/endpoints/events/")
     page.get_by_label("Name").fill("production")
     page.get_by_role("button", name="Create endpoint").click()
     expect(page.get_by_test_id("new-secret")).to_contain_text("shown only once")
