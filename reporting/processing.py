@@ -122,6 +122,37 @@ def rollup_counts(events: Sequence[Event], zones: dict[int, ZoneInfo]) -> dict[R
     return counts
 
 
+DayTotalKey = tuple[int, date, str]
+
+
+def day_total_counts(events: Sequence[Event]) -> dict[DayTotalKey, int]:
+    """Counts per server, UTC day and type: the webhook side of report reconciliation (EventDayTotal)."""
+    utc = ZoneInfo("UTC")
+    counts: Counter[DayTotalKey] = Counter()
+    for event in events:
+        counts[(event.server_id, event.occurred_at.astimezone(utc).date(), event.type)] += 1
+    return counts
+
+
+def upsert_day_totals(counts: dict[DayTotalKey, int]) -> None:
+    """Like `upsert_rollups`: sorted keys (no deadlocks), one INSERT … ON CONFLICT per 1,000 keys."""
+    keys = sorted(counts)
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        params: list[Any] = []
+        for key in chunk:
+            params += [*key, counts[key]]
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO reporting_eventdaytotal (server_id, day, type, count)"
+                f" VALUES {values}"
+                " ON CONFLICT (server_id, day, type)"
+                " DO UPDATE SET count = reporting_eventdaytotal.count + excluded.count",
+                params,
+            )
+
+
 def _process_rows(rows: list[RawEvent]) -> BatchResult:
     """Process claimed rows inside the caller's transaction."""
     now = timezone.now()
@@ -149,6 +180,7 @@ def _process_rows(rows: list[RawEvent]) -> BatchResult:
     Event.objects.bulk_create(events, ignore_conflicts=True)
     if events:
         upsert_rollups(rollup_counts(events, _zones(e.server_id for e in events)))
+        upsert_day_totals(day_total_counts(events))
         effect_raw_ids = [
             e.raw_id
             for e in events
