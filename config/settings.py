@@ -481,6 +481,9 @@ SPECTACULAR_SETTINGS = {
         "DnsStateEnum": "sending.models.DnsState",
         "BatchStateEnum": "sending.models.BatchState",
         "RecipientStateEnum": "sending.models.RecipientState",
+        "RecordKindEnum": "sending.models.RecordKind",
+        "ReportKindEnum": "reporting.models.ReportKind",
+        "AlertKindEnum": "reporting.models.AlertKind",
     },
 }
 
