@@ -34,6 +34,7 @@ from accounts.roles import Capability
 from accounts.services import client_for
 from common.emails import InvalidAddress, normalise_email
 from sending.models import (
+    AudienceState,
     BatchState,
     RecipientState,
     Send,
@@ -45,7 +46,7 @@ from sending.models import (
     Template,
 )
 from socketlabs import errors as sl_errors
-from socketlabs.injection import Attachment, BulkMessage, BulkRecipient, InjectionResult
+from socketlabs.injection import Attachment, BasicMessage, BulkMessage, BulkRecipient, InjectionResult, Message
 
 RECIPIENTS_PER_MESSAGE = 50  # the SDK's limit and the sandbox's (contract §2, limits table)
 MESSAGES_PER_REQUEST = 10
@@ -102,6 +103,8 @@ def create_send(
     from_address: str,
     from_name: str = "",
     reply_to: str = "",
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
     mailing_id: str = "",
     message_id_prefix: str = "",
     tags: Sequence[str] = (),
@@ -129,6 +132,7 @@ def create_send(
             reply_to = normalise_email(reply_to)
         except InvalidAddress as exc:
             raise SendError(f"Reply-To address: {exc}.") from None
+    cc_list, bcc_list = basic_copies(server, cc, bcc, subject, html_body, text_body, global_fields or {})
     send = Send.objects.create(
         server=server,
         name=(name or (template.name if template else subject))[:200],
@@ -139,6 +143,8 @@ def create_send(
         from_address=from_address,
         from_name=from_name,
         reply_to=reply_to,
+        cc=cc_list,
+        bcc=bcc_list,
         mailing_id=mailing_id,
         message_id_prefix=message_id_prefix,
         tags=[str(t) for t in tags],
@@ -150,6 +156,61 @@ def create_send(
     )
     audit.record(action="send.create", request=request, actor=actor, server=server, target=f"send {send.pk}")
     return send
+
+
+BASIC_MAX_ADDRESSES = 50  # To + Cc + Bcc of one basic message (contract §2.8)
+
+
+def basic_copies(
+    server: Server,
+    cc: Sequence[str],
+    bcc: Sequence[str],
+    subject: str,
+    html_body: str,
+    text_body: str,
+    global_fields: dict[str, str],
+) -> tuple[list[str], list[str]]:
+    """Checked Cc and Bcc lists. With either, the send is basic: one message to everyone, no mail merge.
+
+    Raises SendError for a bad or suppressed address, too many addresses, or a merge field that
+    would differ per recipient (only global fields can fill a basic message).
+    """
+    from suppression.services import is_suppressed
+
+    seen: set[str] = set()
+    lists: list[list[str]] = []
+    for label, values in (("Cc", cc), ("Bcc", bcc)):
+        found: list[str] = []
+        for value in values:
+            if not str(value).strip():
+                continue
+            try:
+                address = normalise_email(str(value))
+            except InvalidAddress as exc:
+                raise SendError(f"{label} address “{str(value).strip()[:320]}”: {exc}.") from None
+            if address not in seen:
+                seen.add(address)
+                found.append(address)
+        lists.append(found)
+    if not seen:
+        return [], []
+    if len(seen) >= BASIC_MAX_ADDRESSES:
+        raise SendError(
+            f"Cc and Bcc: {len(seen)} addresses; a message has at most {BASIC_MAX_ADDRESSES} addresses "
+            f"in To, Cc and Bcc together, and at least one goes in To."
+        )
+    globals_folded = {k.casefold() for k in global_fields}
+    per_recipient = [f for f in merge_fields_in(subject, html_body, text_body) if f.casefold() not in globals_folded]
+    if per_recipient:
+        raise SendError(
+            "Cc/Bcc only apply to a basic send (one message, no mail merge), but the template uses "
+            f"{', '.join(f'%%{f}%%' for f in per_recipient)}, which would differ per recipient. "
+            "Remove Cc/Bcc to send a mail merge, or give these fields a global value."
+        )
+    suppressed = is_suppressed(server=server, addresses=sorted(seen))
+    if suppressed:
+        raise SendError(f"Cc/Bcc: {', '.join(sorted(suppressed))} is on this server's suppression list.")
+    return lists[0], lists[1]
 
 
 MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024  # all files together: they travel in each of a request's 10 messages
@@ -342,10 +403,20 @@ def start(send: Send, *, actor: Any, request: HttpRequest | None = None) -> None
         locked = Send.objects.select_for_update().get(pk=send.pk)
         if locked.status != SendStatus.DRAFT:
             raise SendError(f"This send is {locked.get_status_display().lower()}; only a draft can be started.")
-        plan_batches(locked)
+        if locked.audience_state == AudienceState.EXPANDING:
+            raise SendError("The audience is still being prepared; start the send once the summary is ready.")
+        if locked.audience_state == AudienceState.FAILED:
+            raise SendError(f"The audience could not be prepared: {locked.audience_error}")
         _refresh_totals(locked)
         if not locked.total:
             raise SendError("There is nobody to send to: every recipient was skipped.")
+        if locked.is_basic and locked.total + len(locked.cc) + len(locked.bcc) > BASIC_MAX_ADDRESSES:
+            raise SendError(
+                f"With Cc/Bcc this is one message to everyone, at most {BASIC_MAX_ADDRESSES} addresses in To, Cc "
+                f"and Bcc together; it has {locked.total} recipients, {len(locked.cc)} Cc and {len(locked.bcc)} Bcc. "
+                "Remove Cc/Bcc to send a mail merge to a larger audience."
+            )
+        plan_batches(locked)
         threshold = approval_threshold(send.server)
         if threshold is not None and locked.total > threshold:
             # Above the server's limit a second Admin approves before anything goes out.
@@ -530,16 +601,47 @@ def claim_batch(send: Send) -> SendBatch | None:
     return batch
 
 
-def build_messages(send: Send, recipients: Sequence[SendRecipient]) -> list[BulkMessage]:
+def build_basic_message(send: Send, recipients: Sequence[SendRecipient]) -> BasicMessage:
+    """A basic send: one message, the recipients in To plus the send's Cc and Bcc; global fields
+    are filled in here (plain replacement, as SocketLabs would), so no merge data travels."""
+    folded = {k.casefold(): v for k, v in send.global_fields.items()}
+
+    def fill(text: str) -> str:
+        return TOKEN.sub(lambda m: folded.get(m.group(1).casefold(), ""), text) if text else text
+
+    return BasicMessage(
+        from_address=(send.from_address, send.from_name),
+        reply_to=send.reply_to or None,
+        to=[(r.address, r.name) for r in recipients],
+        cc=list(send.cc),
+        bcc=list(send.bcc),
+        subject=fill(send.subject),
+        html_body=fill(send.html_body) or None,
+        text_body=fill(send.text_body) or None,
+        mailing_id=send.effective_mailing_id,
+        message_id=f"{send.effective_message_id_prefix}-{recipients[0].pk}",
+        custom_headers=send.custom_headers,
+        metadata=send.metadata,
+        tags=send.tags,
+        attachments=[
+            Attachment(a.name, bytes(a.content), a.content_type) for a in SendAttachment.objects.filter(send=send)
+        ],
+    )
+
+
+def build_messages(send: Send, recipients: Sequence[SendRecipient]) -> list[Message]:
     """One bulk message per 50 recipients. Every template field gets a value in every row: the
-    recipient's own, else the global one (left to SocketLabs' Global merge data), else empty."""
+    recipient's own, else the global one (left to SocketLabs' Global merge data), else empty.
+    A basic send (Cc/Bcc) is one basic message instead."""
+    if send.is_basic:
+        return [build_basic_message(send, recipients)]
     used = merge_fields_in(send.subject, send.html_body, send.text_body)
     global_keys = {k.casefold() for k in send.global_fields}
     prefix = send.effective_message_id_prefix
     attachments = [
         Attachment(a.name, bytes(a.content), a.content_type) for a in SendAttachment.objects.filter(send=send)
     ]
-    messages = []
+    messages: list[Message] = []
     for start_at in range(0, len(recipients), RECIPIENTS_PER_MESSAGE):
         rows = []
         for r in recipients[start_at : start_at + RECIPIENTS_PER_MESSAGE]:

@@ -258,6 +258,14 @@ class SendStatus(models.TextChoices):
     DONE = "done", "Done"
 
 
+class AudienceState(models.TextChoices):
+    """Expanding the audience into recipient rows: inline for small audiences, a background job for large ones."""
+
+    READY = "ready", "Ready"
+    EXPANDING = "expanding", "Preparing the audience"
+    FAILED = "failed", "Audience failed"
+
+
 class Send(models.Model):
     """One bulk send: a snapshot of the template and settings, its recipients and their batches."""
 
@@ -270,6 +278,9 @@ class Send(models.Model):
     from_address = models.CharField(max_length=254)
     from_name = models.CharField(max_length=200, blank=True)
     reply_to = models.CharField(max_length=254, blank=True)
+    # Cc/Bcc make a basic send: one message (no per-recipient merge) to every recipient, Cc and Bcc listed.
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
     mailing_id = models.CharField(max_length=100, blank=True, help_text="Blank: mailroom-<send id>.")
     message_id_prefix = models.CharField(
         max_length=100, blank=True, help_text="Each message's id is <prefix>-<recipient id>; blank: mailroom-<send id>."
@@ -279,6 +290,13 @@ class Send(models.Model):
     custom_headers = models.JSONField(default=dict, blank=True)
     global_fields = models.JSONField(default=dict, blank=True)
     audience = models.CharField(max_length=200, blank=True, help_text="How the recipients were chosen, in words.")
+    # A large audience is expanded by a background job; the database holds its state so a restart resumes it.
+    audience_state = models.CharField(max_length=12, choices=AudienceState.choices, default=AudienceState.READY)
+    audience_spec = models.JSONField(default=dict, blank=True)
+    audience_done = models.PositiveIntegerField(default=0, help_text="Audience rows read so far.")
+    audience_expected = models.PositiveIntegerField(null=True, blank=True, help_text="Audience rows, when known.")
+    audience_error = models.CharField(max_length=500, blank=True)
+    audience_heartbeat = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=SendStatus.choices, default=SendStatus.DRAFT)
     total = models.PositiveIntegerField(default=0, help_text="Recipients to send to (skipped ones excluded).")
     skipped = models.PositiveIntegerField(default=0)
@@ -300,6 +318,11 @@ class Send(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+    @property
+    def is_basic(self) -> bool:
+        """One message to all its recipients with Cc/Bcc, instead of a mail merge."""
+        return bool(self.cc or self.bcc)
 
     @property
     def effective_mailing_id(self) -> str:

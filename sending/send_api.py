@@ -56,6 +56,21 @@ class SendCreateSerializer(serializers.Serializer):
     from_address = serializers.CharField(max_length=254)
     from_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     reply_to = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
+    cc = serializers.ListField(
+        child=serializers.CharField(max_length=320),
+        required=False,
+        default=list,
+        max_length=engine.BASIC_MAX_ADDRESSES - 1,
+        help_text="Basic sends only: one message to all recipients (To), Cc and Bcc, at most 50 addresses in all, "
+        "no per-recipient merge fields.",
+    )
+    bcc = serializers.ListField(
+        child=serializers.CharField(max_length=320),
+        required=False,
+        default=list,
+        max_length=engine.BASIC_MAX_ADDRESSES - 1,
+        help_text="As cc.",
+    )
     mailing_id = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     message_id_prefix = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
@@ -81,6 +96,8 @@ CREATE_FIELDS = (  # passed as they are to engine.create_send
     "from_address",
     "from_name",
     "reply_to",
+    "cc",
+    "bcc",
     "mailing_id",
     "message_id_prefix",
     "tags",
@@ -96,6 +113,8 @@ class RecipientsAddSerializer(serializers.Serializer):
 
 class SendSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    cc = serializers.ListField(child=serializers.CharField(), read_only=True)
+    bcc = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Send
@@ -107,6 +126,8 @@ class SendSerializer(serializers.ModelSerializer):
             "from_address",
             "from_name",
             "reply_to",
+            "cc",
+            "bcc",
             "mailing_id",
             "tags",
             "audience",

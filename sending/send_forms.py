@@ -7,7 +7,9 @@ from typing import Any
 from django import forms
 
 from accounts.models import Server
+from common.emails import InvalidAddress, normalise_email
 from sending.composer import AudienceError, parse_fields
+from sending.engine import BASIC_MAX_ADDRESSES
 from sending.models import Template
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -76,12 +78,43 @@ AUDIENCE_CHOICES = [
 ]
 
 
+BASIC_HELP = (
+    "Basic sends only: with Cc or Bcc the send is one message to the pasted addresses (To), Cc and Bcc — "
+    "at most 50 addresses in all, no per-recipient merge fields. A mail merge to a list, segment or CSV "
+    "cannot have Cc/Bcc. One address per line or comma-separated."
+)
+
+
+def _addresses(value: str, label: str) -> list[str]:
+    found = []
+    for part in value.replace(";", ",").replace("\n", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(normalise_email(part))
+        except InvalidAddress as exc:
+            raise forms.ValidationError(f"{label}: “{part.strip()[:320]}”: {exc}.") from None
+    return found
+
+
 class SendForm(NoColon):
     template = forms.ModelChoiceField(queryset=Template.objects.none(), empty_label=None)
     name = forms.CharField(max_length=200, required=False, help_text="For the history; blank: the template's name.")
     from_address = forms.CharField(label="From address", max_length=254)
     from_name = forms.CharField(label="From name", max_length=200, required=False)
     reply_to = forms.CharField(label="Reply-To", max_length=254, required=False)
+    cc = forms.CharField(
+        label="Cc",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=BASIC_HELP,
+    )
+    bcc = forms.CharField(
+        label="Bcc",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Same rule as Cc.",
+    )
     mailing_id = forms.CharField(label="Mailing id", max_length=100, required=False)
     message_id_prefix = forms.CharField(
         label="Message id prefix",
@@ -144,6 +177,12 @@ class SendForm(NoColon):
     def clean_global_fields(self) -> dict[str, str]:
         return _fields_text(self.cleaned_data.get("global_fields", ""), "Global merge fields")
 
+    def clean_cc(self) -> list[str]:
+        return _addresses(self.cleaned_data.get("cc", ""), "Cc")
+
+    def clean_bcc(self) -> list[str]:
+        return _addresses(self.cleaned_data.get("bcc", ""), "Bcc")
+
     def clean_tags(self) -> list[str]:
         return [t.strip() for t in self.cleaned_data.get("tags", "").split(",") if t.strip()]
 
@@ -162,6 +201,21 @@ class SendForm(NoColon):
             self.add_error("lists", "Choose at least one list.")
         elif kind == "segment" and not data.get("segment"):
             self.add_error("segment", "Choose a segment.")
+        copies = len({*data.get("cc", []), *data.get("bcc", [])})
+        if copies and kind != "pasted":
+            self.add_error(
+                "cc" if data.get("cc") else "bcc",
+                "Cc/Bcc apply only to a basic send to pasted addresses: a list, segment or CSV is a mail merge "
+                "(one message per recipient), where every copy would go to the Cc/Bcc addresses again.",
+            )
+        elif copies and kind == "pasted":
+            to = sum(1 for line in data.get("addresses", "").splitlines() if line.strip())
+            if to + copies > BASIC_MAX_ADDRESSES:
+                self.add_error(
+                    "cc" if data.get("cc") else "bcc",
+                    f"With Cc/Bcc the send is one message: at most {BASIC_MAX_ADDRESSES} addresses in To, Cc and "
+                    f"Bcc together; there are {to} pasted and {copies} Cc/Bcc.",
+                )
         return data
 
 

@@ -246,6 +246,8 @@ def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
                     from_address=data["from_address"],
                     from_name=data["from_name"],
                     reply_to=data["reply_to"],
+                    cc=data["cc"],
+                    bcc=data["bcc"],
                     mailing_id=data["mailing_id"],
                     message_id_prefix=data["message_id_prefix"],
                     tags=data["tags"],

@@ -10,7 +10,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 
-import socketlabs
 from accounts.models import Server
 from tests.dnsfixture import dns_server, dns_zone  # noqa: F401 - fixtures
 from tests.sandbox.conftest import SandboxKeys, make_sandbox_server
@@ -31,13 +30,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None]:
     """Live-server tests here need a transactional database; empty it with DELETE, far faster than TRUNCATE."""
     with mock.patch.object(PostgresOperations, "sql_flush", _delete_instead_of_truncate):
         return (yield)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_circuit_breakers() -> Iterator[None]:
-    socketlabs.default_breakers.reset()
-    yield
-    socketlabs.default_breakers.reset()
 
 
 @pytest.fixture
