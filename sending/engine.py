@@ -388,6 +388,18 @@ def _enqueue(send_id: int, copies: int = 1) -> None:
     transaction.on_commit(go)
 
 
+def enqueue_audience(send_id: int) -> None:
+    """Queue the audience job after the transaction commits (tests replace this to run it themselves)."""
+    from sending.send_tasks import expand_send_audience
+
+    transaction.on_commit(lambda: expand_send_audience.delay(send_id))
+
+
+def audience_stale_after() -> timedelta:
+    """An audience job without a heartbeat for this long lost its worker (it beats every 5,000 rows)."""
+    return timedelta(seconds=int(getattr(settings, "SENDING_AUDIENCE_STALE_SECONDS", 120)))
+
+
 def _transition(send: Send, sources: Sequence[str], target: str, **extra: Any) -> bool:
     changed = Send.objects.filter(pk=send.pk, status__in=list(sources)).update(status=target, **extra)
     if changed:
@@ -834,6 +846,7 @@ class SweepResult:
     marked_unknown: int
     requeued: int
     finished: int
+    audiences_requeued: int = 0
 
 
 def sweep(*, older_than: timedelta | None = None) -> SweepResult:
@@ -852,7 +865,16 @@ def sweep(*, older_than: timedelta | None = None) -> SweepResult:
             requeued += 1
         elif maybe_finish(send):
             finished += 1
-    return SweepResult(marked_unknown=marked, requeued=requeued, finished=finished)
+    # Audience jobs whose worker stopped: expansion is idempotent, so the job simply runs again.
+    audiences = 0
+    stale = timezone.now() - audience_stale_after()
+    for send_id in Send.objects.filter(
+        audience_state=AudienceState.EXPANDING, status=SendStatus.DRAFT, audience_heartbeat__lte=stale
+    ).values_list("pk", flat=True):
+        Send.objects.filter(pk=send_id).update(audience_heartbeat=timezone.now())
+        enqueue_audience(send_id)
+        audiences += 1
+    return SweepResult(marked_unknown=marked, requeued=requeued, finished=finished, audiences_requeued=audiences)
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class SendSerializer(serializers.ModelSerializer):
             "mailing_id",
             "tags",
             "audience",
+            "audience_state",
             "total",
             "skipped",
             "last_error",

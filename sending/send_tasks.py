@@ -30,8 +30,22 @@ def dispatch_send(send_id: int) -> str:
     return outcome
 
 
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def expand_send_audience(send_id: int) -> str:
+    """Expand a large audience into recipient rows; the draft's summary polls its progress."""
+    from sending import audience
+
+    return audience.expand(send_id)
+
+
 @shared_task
 def sweep_sends() -> dict[str, int]:
-    """Beat, every minute: abandoned in-flight batches become unknown; pending work is re-queued."""
+    """Beat, every minute: abandoned in-flight batches become unknown; pending work and stopped
+    audience jobs are re-queued."""
     result = engine.sweep()
-    return {"unknown": result.marked_unknown, "requeued": result.requeued, "finished": result.finished}
+    return {
+        "unknown": result.marked_unknown,
+        "requeued": result.requeued,
+        "finished": result.finished,
+        "audiences": result.audiences_requeued,
+    }

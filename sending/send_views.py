@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -20,13 +18,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.html import strip_tags
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from accounts import access, audit
 from accounts.http import AuthedRequest
 from accounts.models import Server
 from accounts.roles import Capability
-from sending import composer, engine
-from sending.models import RecipientState, Send, SendRecipient, SendStatus, Template
+from sending import audience, composer, engine
+from sending.models import AudienceState, RecipientState, Send, SendRecipient, SendStatus, Template
 from sending.send_forms import PreviewForm, RetryForm, SendForm, SendSettingsForm, TemplateForm, TestSendForm
 
 
@@ -196,18 +195,18 @@ def send_settings(request: AuthedRequest, server_id: int) -> HttpResponse:
     return redirect("sending:send_list", server.pk)
 
 
-def _audience_rows(form: SendForm, server: Server, send: Send, upload_path: Path | None) -> engine.Expansion:
-    kind = form.cleaned_data["audience"]
+def _audience_rows(form: SendForm, send: Send) -> None:
+    """Pasted addresses expand now; a list, segment or CSV expands now when small, else in the background."""
+    data = form.cleaned_data
+    kind = data["audience"]
     if kind == "pasted":
-        return engine.add_recipients(send, composer.pasted_rows(form.cleaned_data["addresses"]))
-    if kind == "csv":
-        assert upload_path is not None
-        return engine.add_recipients(send, composer.csv_rows(upload_path))
-    if kind == "segment":
-        audience = composer.contact_rows(server, segment_id=int(form.cleaned_data["segment"]))
+        engine.add_recipients(send, composer.pasted_rows(data["addresses"]))
+    elif kind == "csv":
+        audience.prepare(send, kind="csv", upload=data["csv_file"])
+    elif kind == "segment":
+        audience.prepare(send, kind="segment", segment_id=int(data["segment"]))
     else:
-        audience = composer.contact_rows(server, list_ids=[int(i) for i in form.cleaned_data["lists"]])
-    return engine.add_recipients(send, audience.rows, skip=audience.skipped)
+        audience.prepare(send, kind="lists", list_ids=[int(i) for i in data["lists"]])
 
 
 def _describe(form: SendForm) -> str:
@@ -231,13 +230,7 @@ def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with tempfile.TemporaryDirectory() as folder, transaction.atomic():
-                upload_path = None
-                if data["audience"] == "csv":
-                    upload_path = Path(folder) / "audience.csv"
-                    with upload_path.open("wb") as out:
-                        for chunk in data["csv_file"].chunks():
-                            out.write(chunk)
+            with transaction.atomic():
                 send = engine.create_send(
                     server=server,
                     actor=request.user,
@@ -265,7 +258,7 @@ def send_new(request: AuthedRequest, server_id: int) -> HttpResponse:
                         content=upload.read(engine.MAX_ATTACHMENT_BYTES + 1),
                         content_type=upload.content_type or "application/octet-stream",
                     )
-                _audience_rows(form, server, send, upload_path)
+                _audience_rows(form, send)
         except (engine.SendError, composer.AudienceError) as exc:
             form.add_error(None, str(exc))
         else:
@@ -292,6 +285,9 @@ def _detail_context(request: AuthedRequest, server: Server, send: Send) -> dict[
         "retry_form": RetryForm(),
         "finished": send.status in (SendStatus.DONE, SendStatus.CANCELLED),
         "can_approve": send.status == SendStatus.AWAITING_APPROVAL and engine.can_approve(send, request.user),
+        "audience_percent": (
+            min(100, int(100 * send.audience_done / send.audience_expected)) if send.audience_expected else None
+        ),
     }
 
 
@@ -304,9 +300,12 @@ def send_detail(request: AuthedRequest, server_id: int, send_id: int) -> HttpRes
 
 @require_GET
 def send_progress(request: AuthedRequest, server_id: int, send_id: int) -> HttpResponse:
-    """HTMX: the progress card; it polls itself until the send stops."""
+    """HTMX: the progress card; it polls itself until the send stops (or the audience is prepared:
+    then the whole page reloads, since the summary and the skipped list change)."""
     server = _server(request, server_id)
     send = get_object_or_404(Send, server=server, pk=send_id)
+    if request.GET.get("audience") and send.audience_state != AudienceState.EXPANDING:
+        return HttpResponseClientRefresh()
     return render(request, "sending/sends/_progress.html", _detail_context(request, server, send))
 
 
