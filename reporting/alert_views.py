@@ -93,7 +93,7 @@ def alert_dismiss(request: AuthedRequest, server_id: int, alert_id: int) -> Http
     text = alert_service.describe(alert)
     done = alert_service.dismiss(alert=alert, actor=request.user, request=request)
     words = f"the {text.label} alert of {server.name} on {alert.day:%Y-%m-%d}"
-    flash = Flash(True, f"Dismissed {words}." if done else f"{words.capitalize()} was already dismissed.")
+    flash = Flash(True, f"Dismissed {words}." if done else f"{words[0].upper()}{words[1:]} was already dismissed.")
     if request.htmx:
         return render(request, "reporting/reports/alerts_dismissed.html", {"flash": flash, "alert": alert})
     messages.success(request, flash.text)
