@@ -264,6 +264,8 @@ def first_bad_utf8_line(path: Path) -> int:
 # --- writing -------------------------------------------------------------------------------
 def safe_cell(value: object) -> str:
     """The value as text, with a leading apostrophe when a spreadsheet would run it as a formula."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # a number (even a negative one) is never a formula
     text = "" if value is None else str(value)
     if text and text[0] in FORMULA_START:
         return "'" + text
