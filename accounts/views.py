@@ -25,14 +25,22 @@ from accounts.roles import Capability, Role
 
 @require_GET
 def dashboard(request: AuthedRequest) -> HttpResponse:
-    servers = list(Server.objects.for_user(request.user))
+    from reporting import glance
+
+    servers = list(glance.with_latest_streamscore(Server.objects.for_user(request.user)))
     roles = {m.server_id: m.get_role_display() for m in Membership.objects.filter(user=request.user)}
     for server in servers:
         server.role_label = "Admin" if request.user.is_superuser else roles.get(server.pk, "")  # type: ignore[attr-defined]
+    at_a_glance = glance.annotate(servers)
     return render(
         request,
         "accounts/dashboard.html",
-        {"servers": servers, "can_add": access.is_site_admin(request.user)},
+        {
+            "servers": servers,
+            "can_add": access.is_site_admin(request.user),
+            "alerts": at_a_glance.alerts,
+            "more_alerts": at_a_glance.more_alerts,
+        },
     )
 
 

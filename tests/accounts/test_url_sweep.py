@@ -70,6 +70,8 @@ VIEWER_MAY_POST: dict[str, str] = {
     "suppression:verify": "asks SocketLabs about one address and refreshes the local mirror; changes nothing there",
     "api-suppressions-check": "checks a list of addresses against the suppression list (the list is the body)",
     "sending:send_template_preview": "renders a template for a pasted row; stores nothing",
+    "reports:subscriptions": "a user's own report e-mail subscription; every role with access subscribes itself",
+    "reports:subscription_preview": "mails the signed-in user a preview of the digest; changes nothing on the server",
 }
 
 # HTML pages under /api/ (login required, 302 when anonymous). Anything else under /api/ must be
