@@ -151,7 +151,7 @@ def test_every_count_links_to_its_events(
     first = (TODAY - timedelta(days=6)).isoformat()
     assert tiles["Delivered"]["href"] == f"{events}?range=custom&from={first}&to={TODAY.isoformat()}&type=delivered"
     assert tiles["Delivered"]["text"] == "1,600"
-    codes = next(t for t in response.context["tables"] if t.name == "failure_code")
+    codes = next(t for t, _html in response.context["tables"] if t.name == "failure_code")
     assert "code=5001" in codes.rows[0][1].href and "type=failed" in codes.rows[0][1].href
 
 
@@ -195,7 +195,7 @@ def test_kind_pages_show_their_own_tables(
     as_user: Callable[[User], Client], viewer: User, server: Server, data: None, kind: str
 ) -> None:
     response = as_user(viewer).get(url("kind", server, kind))
-    names = [t.name for t in response.context["tables"]]
+    names = [t.name for t, _html in response.context["tables"]]
     assert names[0] == f"{kind}_days"
     if kind == "failed":
         assert names == ["failed_days", "failure_code", "reason", "failed_domain", "failed_mailing"]
