@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from io import StringIO
 from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 
 import pytest
 import time_machine
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection, transaction
 
 from accounts.models import Membership, Server, User
@@ -295,4 +297,18 @@ def test_a_claim_locked_by_a_running_send_is_left_alone(server, admin):
     assert mail.outbox == []
     assert digests.deliver(delivery.pk) is True
     assert digests.deliver(delivery.pk) is False
+    assert len(mail.outbox) == 1
+
+
+def test_the_command_sends_what_beat_would_and_nothing_twice(server, admin):
+    subscribe(admin, server)
+    full_day(server, TUESDAY)
+    out = StringIO()
+    with time_machine.travel(WEDNESDAY_3AM, tick=False):
+        call_command("send_report_digests", stdout=out)
+        call_command("send_report_digests", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "Sent 1 digest(s) and 0 alert e-mail(s).",
+        "Sent 0 digest(s) and 0 alert e-mail(s).",
+    ]
     assert len(mail.outbox) == 1
