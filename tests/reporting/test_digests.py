@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from io import StringIO
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 from unittest import mock
 
 import pytest
