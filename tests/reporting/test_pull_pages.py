@@ -20,7 +20,7 @@ from reporting.models import PullStatus, PullTrigger, ReportPull, ReportSettings
 pytestmark = pytest.mark.django_db
 
 AsUser = Callable[[User], Client]
-HX = {"HTTP_HX_REQUEST": "true"}
+HX = {"HX-Request": "true"}
 TODAY = timezone.now().astimezone(UTC).date()
 YESTERDAY = TODAY - timedelta(days=1)
 
@@ -60,7 +60,7 @@ def test_an_outsider_gets_404_everywhere_on_the_server(as_user: AsUser, outsider
         reverse("reports:schedule", args=[server.pk]),
         reverse("reports:pull", args=[server.pk, pull.pk]),
     ):
-        assert client.get(url, **HX).status_code == 404, url
+        assert client.get(url, headers=HX).status_code == 404, url
     for url in (
         reverse("reports:pull_now", args=[server.pk]),
         reverse("reports:backfill", args=[server.pk]),
@@ -202,13 +202,13 @@ def test_a_running_pulls_row_polls_every_two_seconds_and_stops_once_finished(
 
     html = client.get(jobs_url(server)).content.decode()
     assert f'hx-get="{row_url}"' in html and 'hx-trigger="every 2s"' in html
-    fragment = client.get(row_url, **HX)
+    fragment = client.get(row_url, headers=HX)
     body = fragment.content.decode()
     assert body.lstrip().startswith("<tr") and "<html" not in body
     assert "3 of 10 days" in body and 'value="3"' in body and "every 2s" in body
 
     ReportPull.objects.filter(pk=pull.pk).update(status=PullStatus.DONE, days_done=10)
-    body = client.get(row_url, **HX).content.decode()
+    body = client.get(row_url, headers=HX).content.decode()
     assert "Done" in body and "hx-trigger" not in body
     assert client.get(row_url).status_code == 302  # not HTMX: the jobs page
 

@@ -328,7 +328,8 @@ def test_the_sweep_sends_due_retries_lost_tasks_and_pulls_whose_worker_died(db: 
 
     assert sorted(pulls.due_pull_ids(now=now)) == sorted([due_retry, dead_worker, lost])
     # The lost one gets a new grace period; the others wait for their claim.
-    assert ReportPull.objects.get(pk=lost).next_attempt_at > now
+    regraced = ReportPull.objects.get(pk=lost).next_attempt_at
+    assert regraced is not None and regraced > now
     assert sorted(pulls.due_pull_ids(now=now)) == sorted([due_retry, dead_worker])
 
 
@@ -369,6 +370,7 @@ def test_a_pull_that_keeps_failing_retries_with_backoff_then_fails_in_plain_word
         assert (pull.status, pull.attempts) == (PullStatus.RETRYING, attempt)
         assert "SocketLabs had an internal problem (503)" in pull.error
         assert f"attempt {attempt + 1} of {pulls.MAX_ATTEMPTS}" in pull.error
+        assert pull.next_attempt_at is not None
         waits.append(pull.next_attempt_at - timezone.now())
         assert pulls.run_pull(pull.pk) == "skipped"  # not due yet
         ReportPull.objects.filter(pk=pull.pk).update(next_attempt_at=timezone.now())
