@@ -39,6 +39,7 @@ def _jobs_page(
     items = list(pulls.pulls_for([server])[:LISTED])
     for pull in items:
         pull.can_retry = can_start  # type: ignore[attr-defined]
+        pull.eta = pulls.eta_seconds(pull)  # type: ignore[attr-defined]
     return render(
         request,
         "reporting/reports/pulls.html",
@@ -112,6 +113,7 @@ def pull_row(request: AuthedRequest, server_id: int, pull_id: int) -> HttpRespon
     pull = get_object_or_404(ReportPull.objects.select_related("server", "created_by"), pk=pull_id, server=server)
     if not request.htmx:
         return redirect("reports:jobs", server_id=server.pk)
+    pull.eta = pulls.eta_seconds(pull)  # type: ignore[attr-defined]
     context = _row_context(request, pull, show_server=request.GET.get("servers") == "1")
     return render(request, "reporting/reports/pulls_row.html", context)
 
@@ -136,6 +138,7 @@ def jobs_all(request: AuthedRequest) -> HttpResponse:
     admin_of = {s.pk for s in servers if access.user_can(request.user, s, ADMIN)}
     for pull in items:
         pull.can_retry = pull.server_id in admin_of  # type: ignore[attr-defined]
+        pull.eta = pulls.eta_seconds(pull)  # type: ignore[attr-defined]
     return render(request, "reporting/reports/pulls_all.html", {"pulls": items, "servers": servers})
 
 

@@ -583,5 +583,13 @@ def update_schedule(
     return report_settings
 
 
+def eta_seconds(pull: ReportPull, *, now: datetime | None = None) -> int | None:
+    """Seconds a running pull still needs at the pace of the days it has done; None before the first day."""
+    if pull.status != PullStatus.RUNNING or not pull.days_done or pull.started_at is None:
+        return None
+    elapsed = ((now or timezone.now()) - pull.started_at).total_seconds()
+    return max(1, round(elapsed / pull.days_done * (pull.days_total - pull.days_done)))
+
+
 def pulls_for(servers: Iterable[Server]) -> Any:
     return ReportPull.objects.filter(server__in=list(servers)).select_related("server", "created_by")

@@ -196,7 +196,9 @@ def test_a_failed_pull_is_retried_from_the_page(
 def test_a_running_pulls_row_polls_every_two_seconds_and_stops_once_finished(
     as_user: AsUser, viewer: User, server: Server
 ) -> None:
-    pull = make_pull(server, PullStatus.RUNNING, days_total=10, days_done=3)
+    pull = make_pull(
+        server, PullStatus.RUNNING, days_total=10, days_done=3, started_at=timezone.now() - timedelta(seconds=30)
+    )
     client = as_user(viewer)
     row_url = reverse("reports:pull", args=[server.pk, pull.pk])
 
@@ -205,7 +207,7 @@ def test_a_running_pulls_row_polls_every_two_seconds_and_stops_once_finished(
     fragment = client.get(row_url, headers=HX)
     body = fragment.content.decode()
     assert body.lstrip().startswith("<tr") and "<html" not in body
-    assert "3 of 10 days" in body and 'value="3"' in body and "every 2s" in body
+    assert "3 of 10 days, about 70 s left" in body and 'value="3"' in body and "every 2s" in body
 
     ReportPull.objects.filter(pk=pull.pk).update(status=PullStatus.DONE, days_done=10)
     body = client.get(row_url, headers=HX).content.decode()

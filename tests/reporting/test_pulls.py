@@ -263,6 +263,47 @@ def test_a_pull_that_ran_out_of_time_goes_on_from_the_day_it_reached(linked: Lin
     assert set(ReportDay.objects.filter(server=linked.server).values_list("day", flat=True)) == {D1, D2}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_whose_worker_died_is_taken_over_and_goes_on_from_the_last_stored_day(linked: Linked) -> None:
+    seed_day(linked.keys, D1)
+    seed_day(linked.keys, D2)
+    pull = pulls.create_pull(linked.server, D1, D2, PullTrigger.BACKFILL, enqueue=False)
+    # A worker claimed it, stored D1 (here: only its progress), then died: its lease ran out.
+    ReportPull.objects.filter(pk=pull.pk).update(
+        status=PullStatus.RUNNING, days_done=1, next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert pulls.due_pull_ids() == [pull.pk]
+    assert pulls.run_pull(pull.pk) == "done"
+    assert set(ReportDay.objects.filter(server=linked.server).values_list("day", flat=True)) == {D2}
+
+
+def test_the_tasks_hand_over_send_due_pulls_and_dispatch_the_nightly_runs(
+    db: None, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reporting import pull_tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(pull_tasks.run_pull, "delay", sent.append)
+    monkeypatch.setattr(pulls, "run_pull", lambda pull_id: "more")
+    assert pull_tasks.run_pull(41) == "more" and sent == [41]  # a fresh task takes over
+
+    due = ReportPull.objects.create(
+        server=server,
+        first_day=D1,
+        last_day=D1,
+        trigger="manual",
+        status=PullStatus.RETRYING,
+        next_attempt_at=timezone.now() - timedelta(seconds=5),
+    )
+    assert pull_tasks.sweep_pulls() == 1 and sent == [41, due.pk]
+
+    with time_machine.travel(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), tick=False):
+        assert pull_tasks.dispatch_nightly_pulls() == 1
+        assert pull_tasks.dispatch_nightly_pulls() == 0
+    assert ReportPull.objects.filter(server=server, nightly_for=date(2026, 11, 25)).count() == 1
+
+
 def test_history_older_than_socketlabs_keeps_is_never_deleted_by_a_pull(db: None, server: Server) -> None:
     old = TODAY - timedelta(days=400)
     ReportDay.objects.create(server=server, day=old, kind="delivered", total=7)
