@@ -583,34 +583,40 @@ def claim_batch(send: Send) -> SendBatch | None:
     """Claim the next pending batch (pending → in_flight), or None when there is none or the server is busy.
 
     A transaction-scoped advisory lock per server makes "count in flight, then claim" atomic
-    across workers, which is what bounds concurrency per server.
+    across workers, which is what bounds concurrency per server. The check and the claim are one
+    statement, so the lock is held for one round trip.
     """
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7007, send.server_id])
-        status = Send.objects.filter(pk=send.pk).values_list("status", flat=True).first()
-        if status not in ACTIVE:
-            return None
-        busy = SendBatch.objects.filter(send__server_id=send.server_id, state=BatchState.IN_FLIGHT).count()
-        if busy >= max_in_flight():
-            return None
-        batch = (
-            SendBatch.objects.select_for_update(skip_locked=True)
-            .filter(send=send, state=BatchState.PENDING)
-            .order_by("seq")
-            .first()
-        )
-        if batch is None:
-            return None
-        batch.state = BatchState.IN_FLIGHT
-        batch.attempts += 1
-        batch.claimed_at = timezone.now()
-        batch.save(update_fields=["state", "attempts", "claimed_at"])
-        if status == SendStatus.QUEUED:
-            Send.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
-                status=SendStatus.SENDING, started_at=timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7007, send.server_id])
+        cursor.execute(
+            """
+            UPDATE sending_sendbatch SET state = 'in_flight', attempts = attempts + 1, claimed_at = now()
+            WHERE id = (
+                SELECT b.id FROM sending_sendbatch b
+                WHERE b.send_id = %(send)s AND b.state = 'pending'
+                  AND EXISTS (SELECT 1 FROM sending_send s WHERE s.id = %(send)s AND s.status IN ('queued', 'sending'))
+                  AND (
+                    SELECT count(*) FROM sending_sendbatch f JOIN sending_send o ON o.id = f.send_id
+                    WHERE o.server_id = %(server)s AND f.state = 'in_flight'
+                  ) < %(limit)s
+                ORDER BY b.seq LIMIT 1
+                FOR UPDATE OF b SKIP LOCKED
             )
-    return batch
+            RETURNING id, seq, attempts, claimed_at
+            """,
+            {"send": send.pk, "server": send.server_id, "limit": max_in_flight()},
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(
+            "UPDATE sending_send SET status = 'sending', started_at = now() WHERE id = %s AND status = 'queued'",
+            [send.pk],
+        )
+    batch_id, seq, attempts, claimed_at = row
+    return SendBatch(
+        id=batch_id, send=send, seq=seq, state=BatchState.IN_FLIGHT, attempts=attempts, claimed_at=claimed_at
+    )
 
 
 def build_basic_message(send: Send, recipients: Sequence[SendRecipient]) -> BasicMessage:
@@ -697,7 +703,11 @@ class NotTaken(Exception):
 
 def send_batch(send: Send, batch: SendBatch, *, client: socketlabs.SocketLabsClient | None = None) -> str:
     """Inject one claimed batch and record every recipient's result; returns the batch's new state."""
-    recipients = list(SendRecipient.objects.filter(batch=batch, state=RecipientState.PENDING).order_by("pk"))
+    recipients = list(
+        SendRecipient.objects.filter(batch=batch, state=RecipientState.PENDING)
+        .only("pk", "address", "name", "fields")
+        .order_by("pk")
+    )
     if not recipients:
         _finish_batch(batch, BatchState.ACCEPTED, "")
         return BatchState.ACCEPTED
@@ -765,7 +775,15 @@ def record_result(batch: SendBatch, recipients: Sequence[SendRecipient], result:
             accepted_ids.append(r.pk)
     state = BatchState.ACCEPTED if accepted_ids else BatchState.FAILED
     with transaction.atomic():
-        SendRecipient.objects.filter(pk__in=accepted_ids).update(state=RecipientState.ACCEPTED)
+        if accepted_ids:
+            # Everyone of this batch still pending, except the rejected: one statement without an id list.
+            rejected_ids = [pk for ids in by_code.values() for pk in ids]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE sending_sendrecipient SET state = 'accepted' "
+                    "WHERE batch_id = %s AND state = 'pending' AND NOT (id = ANY(%s))",
+                    [batch.pk, rejected_ids],
+                )
         for code, ids in by_code.items():
             SendRecipient.objects.filter(pk__in=ids).update(state=RecipientState.REJECTED, code=code)
         _finish_batch(
