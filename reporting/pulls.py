@@ -547,8 +547,8 @@ def dispatch_nightly(now: datetime | None = None) -> list[ReportPull]:
 def next_nightly_run(
     server: Server, report_settings: ReportSettings, *, now: datetime | None = None
 ) -> datetime | None:
-    """When the next nightly pull is due, in the server's time zone (None when switched off)."""
-    if not report_settings.nightly_enabled:
+    """When the next nightly pull is due, in the server's time zone (None when switched off or without a key)."""
+    if not report_settings.nightly_enabled or not server.api_key:
         return None
     now = now or timezone.now()
     zone = zone_of(server.time_zone)

@@ -297,6 +297,10 @@ def test_an_admin_changes_the_schedule_audited(as_user: AsUser, admin: User, ser
     entry = AuditLog.objects.get(action="reports.schedule")
     assert entry.actor == admin and entry.after == {"nightly_enabled": False, "pull_hour": 6}
     assert "none: the nightly pull is off" in response.content.decode()
+    Server.objects.filter(pk=server.pk).update(api_key="")
+    client.post(reverse("reports:schedule", args=[server.pk]), {"nightly_enabled": "on", "pull_hour": "6"})
+    html = client.get(reverse("reports:schedule", args=[server.pk])).content.decode()
+    assert "none: the server has no API key" in html
 
 
 @pytest.mark.parametrize("hour", ["24", "-1", "two", ""])
