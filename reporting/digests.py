@@ -85,6 +85,7 @@ class NextSend:
     period_end: date
     not_before: datetime  # the earliest moment: the period must be over
     at_latest: datetime  # the cutoff: sent then even without figures
+    overdue: bool = False  # past the cutoff: goes out with the next beat run
 
 
 def next_send(subscription: ReportSubscription, now: datetime | None = None) -> NextSend | None:
@@ -105,10 +106,11 @@ def next_send(subscription: ReportSubscription, now: datetime | None = None) -> 
         period = period_due_on(subscription.digest, day)
         if period is None or period[1] in sent:
             continue
+        # Today's period not sent yet is next even past the cutoff: the next run (every 15 minutes) sends it.
         latest = datetime.combine(day, time(cutoff_hour()), tzinfo=UTC)
-        if offset == 0 and moment >= latest + timedelta(minutes=30):
-            continue  # today's window has passed (it would have gone out); look at the next one
-        return NextSend(period[0], period[1], datetime.combine(day, time(0), tzinfo=UTC), latest)
+        return NextSend(
+            period[0], period[1], datetime.combine(day, time(0), tzinfo=UTC), latest, overdue=moment >= latest
+        )
     return None
 
 

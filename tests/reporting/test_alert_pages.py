@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core import mail
 from django.urls import reverse
 
@@ -204,15 +205,19 @@ def test_dismiss_is_post_only(as_user, server, admin):
 
 
 def test_a_viewer_subscribes_themselves_and_sees_the_next_send(as_user, server, viewer):
-    client = as_user(viewer)
-    page = client.get(digests_url(server)).content.decode()
+    page = as_user(viewer).get(digests_url(server)).content.decode()
     assert "You get no digest for Acme-1." in page
 
-    response = client.post(digests_url(server), {"digest": "nightly", "alerts": "on"}, headers=HTMX)
+    with time_machine.travel(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), tick=False):
+        response = as_user(viewer).post(digests_url(server), {"digest": "nightly", "alerts": "on"}, headers=HTMX)
     assert response.status_code == 200
     body = response.content.decode()
     assert "Saved: viewer@example.com gets a nightly digest and alert e-mails for Acme-1." in body
-    assert "as soon as that day's reports are pulled, and by 09:00 UTC at the latest" in body
+    assert "Covers Tue 2026-11-24 (UTC). Sent on Wed 2026-11-25 as soon as that day's reports are pulled" in body
+    assert "by 09:00 UTC at the latest" in body
+    with time_machine.travel(datetime(2026, 11, 25, 10, 0, tzinfo=UTC), tick=False):
+        later = as_user(viewer).get(digests_url(server)).content.decode()  # a fresh session: the idle limit
+    assert "Due now: it goes out with the next run, within 15 minutes" in later
     subscription = ReportSubscription.objects.get(user=viewer, server=server)
     assert (subscription.digest, subscription.alerts) == (DigestFrequency.NIGHTLY, True)
     entry = AuditLog.objects.get(action="reports.subscription_changed")

@@ -234,12 +234,8 @@ def test_a_preview_is_mailed_now_and_is_not_a_delivery(server, viewer):
     [
         # Nightly, before today's digest went out: today's, covering yesterday.
         ("nightly", datetime(2026, 11, 25, 3, 0, tzinfo=UTC), (TUESDAY, TUESDAY, datetime(2026, 11, 25, 9, 0))),
-        # Nightly, well past today's cutoff: tomorrow's.
-        (
-            "nightly",
-            datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
-            (date(2026, 11, 25), date(2026, 11, 25), datetime(2026, 11, 26, 9, 0)),
-        ),
+        # Nightly, past today's cutoff but not sent yet (a new subscriber): today's, due now.
+        ("nightly", datetime(2026, 11, 25, 12, 0, tzinfo=UTC), (TUESDAY, TUESDAY, datetime(2026, 11, 25, 9, 0))),
         # Weekly on a Thursday: next Monday, covering this Monday to Sunday.
         (
             "weekly",
@@ -257,6 +253,7 @@ def test_the_next_send_is_shown_for_the_subscription(server, viewer, frequency, 
         expected[1],
         expected[2].replace(tzinfo=UTC),
     )
+    assert found.overdue is (now >= found.at_latest)
 
 
 def test_the_next_send_skips_a_period_already_sent(server, viewer):
@@ -266,6 +263,7 @@ def test_the_next_send_skips_a_period_already_sent(server, viewer):
     )
     found = digests.next_send(subscription, WEDNESDAY_3AM + timedelta(minutes=5))
     assert found is not None and found.period_end == date(2026, 11, 25)
+    assert found.at_latest == datetime(2026, 11, 26, 9, 0, tzinfo=UTC) and not found.overdue
     assert digests.next_send(ReportSubscription(user=viewer, server=server), WEDNESDAY_3AM) is None
 
 
@@ -312,3 +310,12 @@ def test_the_command_sends_what_beat_would_and_nothing_twice(server, admin):
         "Sent 0 digest(s) and 0 alert e-mail(s).",
     ]
     assert len(mail.outbox) == 1
+
+
+def test_a_new_subscriber_after_the_cutoff_gets_yesterdays_digest_with_the_next_run(server, admin):
+    full_day(server, TUESDAY)
+    noon = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    subscription = subscribe(admin, server)
+    assert digests.next_send(subscription, noon).overdue
+    assert run_at(noon + timedelta(minutes=15)) == 1
+    assert mail.outbox[0].subject.endswith("Tue 2026-11-24")
