@@ -12,11 +12,12 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import AuditLog, Membership, Server, User
 from accounts.roles import Role
 from reporting.dashboard_forms import utc_today
-from reporting.models import Alert, EventDayTotal, StreamScoreDay
+from reporting.models import Alert, EventDayTotal, ReportDay, StreamScoreDay
 from tests.reporting.test_dashboards import breakdown, event, report
 
 TODAY = utc_today()
@@ -434,3 +435,23 @@ def test_membership_of_another_role_added_later_still_reads(
     client = as_user(user)
     assert client.get(url("overview", other_server)).status_code == 200
     assert client.get(url("overview", server)).status_code == 404
+
+
+# --- caching ----------------------------------------------------------------------------------------------
+def test_a_repeat_view_is_cached_and_a_new_pull_shows_at_once(
+    as_user: Callable[[User], Client], viewer: User, server: Server, data: None
+) -> None:
+    client = as_user(viewer)
+    assert client.get(url("overview", server)).context["totals"].delivered == 1600
+    assert len(page_queries(client, url("overview", server))) <= 5  # the board came from the cache
+
+    # A pull rewrites the day and stamps pulled_at (reporting.pulls.store_day): the next view shows it.
+    ReportDay.objects.filter(server=server, day=D2, kind="delivered").update(total=900, pulled_at=timezone.now())
+    assert client.get(url("overview", server)).context["totals"].delivered == 2400
+
+
+def test_the_cache_never_mixes_users_with_different_servers(
+    as_user: Callable[[User], Client], viewer: User, site_admin: User, server: Server, data: None
+) -> None:
+    assert as_user(site_admin).get(url("overview")).context["totals"].delivered == 9377
+    assert as_user(viewer).get(url("overview")).context["totals"].delivered == 1600
