@@ -260,7 +260,7 @@ def digest_message(digest: Digest, email: str, *, preview: bool = False) -> Any:
         "server": digest.server,
         "frequency": DigestFrequency(digest.frequency).label if digest.frequency else "",
         "preview": preview,
-        "server_url": absolute_url("server_detail", server_id=digest.server.pk),
+        "reports_url": absolute_url("reports:overview", server_id=digest.server.pk),
         "alerts_url": absolute_url("reports:alerts", server_id=digest.server.pk),
         "subscriptions_url": absolute_url("reports:subscriptions", server_id=digest.server.pk),
     }

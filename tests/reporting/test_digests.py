@@ -59,6 +59,7 @@ def test_the_nightly_digest_has_subject_text_html_and_a_csv_of_the_day(server, a
     assert "StreamScore:    72 (Fair) on 2026-11-24" in body
     assert "missing" not in body
     assert f"Change or stop this digest: https://mailroom.example.com/servers/{server.pk}/reports/digests/" in body
+    assert f"Report dashboard: https://mailroom.example.com/servers/{server.pk}/reports/\n" in body
     ((html, mimetype),) = message.alternatives
     assert mimetype == "text/html"
     assert "<h1" in html and "Report digest for Acme-1" in html
