@@ -51,10 +51,6 @@ class BackfillForm(_Form):
         yesterday = pulls.utc_today() - timedelta(days=1)
         self.fields["first_day"].initial = yesterday - timedelta(days=6)
         self.fields["last_day"].initial = yesterday
-        self.fields["first_day"].help_text = (
-            f"At most {pulls.MAX_RANGE_DAYS} days, none older than {pulls.oldest_pullable_day():%Y-%m-%d} "
-            f"(SocketLabs keeps {pulls.RETENTION_DAYS} days)."
-        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -51,6 +51,8 @@ def _jobs_page(
             "backfill_form": backfill_form or BackfillForm(prefix="backfill"),
             "settings": pulls.settings_for(server),
             "retention_days": pulls.RETENTION_DAYS,
+            "max_range_days": pulls.MAX_RANGE_DAYS,
+            "oldest_day": pulls.oldest_pullable_day(),
         },
         status=status,
     )
@@ -169,6 +171,7 @@ def schedule(request: AuthedRequest, server_id: int) -> HttpResponse:
         )
     now = timezone.now()
     last_nightly = ReportPull.objects.filter(server=server, trigger=PullTrigger.NIGHTLY).first()
+    next_run = pulls.next_nightly_run(server, report_settings, now=now)
     return render(
         request,
         "reporting/reports/schedule.html",
@@ -177,7 +180,8 @@ def schedule(request: AuthedRequest, server_id: int) -> HttpResponse:
             "form": form,
             "settings": report_settings,
             "can_edit": access.user_can(request.user, server, ADMIN),
-            "next_run": pulls.next_nightly_run(server, report_settings, now=now),
+            "next_run": next_run,
+            "due_now": next_run is not None and next_run <= now,
             "server_now": now.astimezone(pulls.zone_of(server.time_zone)),
             "last_nightly": last_nightly,
             "backfill_days": pulls.NIGHTLY_BACKFILL_DAYS,

@@ -283,6 +283,9 @@ def test_the_schedule_shows_the_time_zone_and_the_next_run_to_everyone(
 
     assert "Pacific/Auckland" in html
     assert "2026-11-26 02:00 NZDT" in html
+    with time_machine.travel(datetime(2026, 11, 25, 14, 0, tzinfo=UTC), tick=False):  # 03:00 there, not yet run
+        later = as_user(viewer).get(reverse("reports:schedule", args=[server.pk])).content.decode()
+    assert "due now: it starts within five minutes" in later
     assert "Only an Admin of Acme-1 can change the schedule." in html
     assert 'data-testid="schedule-form"' not in html
 
