@@ -127,6 +127,7 @@ class Ids:
             "pk": [str(self.server.pk)],
             "user_id": [str(self.user.pk)],
             "token_id": [str(self.token.pk)],
+            "kind": ["failed"],  # report pages: /servers/<id>/reports/failed/
         }.get(kwarg, [])
         generic = ["1", "x", "example.com", "00000000-0000-4000-8000-000000000000"]
         return known + [g for g in generic if g not in known]
