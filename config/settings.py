@@ -511,6 +511,8 @@ MAILROOM_ALLOW_PRIVATE_TARGETS = env_bool("MAILROOM_ALLOW_PRIVATE_TARGETS", DEBU
 # The public https://host of this Mailroom, used in the webhook URLs registered at SocketLabs
 # (empty: the address of the request that registers them).
 REPORTING_PUBLIC_BASE_URL = os.environ.get("REPORTING_PUBLIC_BASE_URL", "")
+# UTC hour after which the nightly/weekly digest goes out even if the period's last day was not pulled yet.
+REPORTING_DIGEST_CUTOFF_HOUR = env_int("REPORTING_DIGEST_CUTOFF_HOUR", 9)
 REPORTING_INBOUND_ROOT = os.environ.get("REPORTING_INBOUND_ROOT", "")  # empty: MEDIA_ROOT/inbound
 SUPPRESSION_API_RATE = float(os.environ.get("SUPPRESSION_API_RATE", "10"))  # SocketLabs calls/s per import
 SUPPRESSION_SYNC_HOUR = env_int("SUPPRESSION_SYNC_HOUR", 2)  # nightly pull, server's local hour

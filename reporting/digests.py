@@ -53,7 +53,7 @@ KINDS = [
 
 
 def cutoff_hour() -> int:
-    return int(getattr(settings, "REPORTING_DIGEST_CUTOFF_HOUR", DEFAULT_CUTOFF_HOUR))
+    return min(23, max(0, int(getattr(settings, "REPORTING_DIGEST_CUTOFF_HOUR", DEFAULT_CUTOFF_HOUR))))
 
 
 def utc_now(now: datetime | None = None) -> datetime:
