@@ -278,6 +278,73 @@ def test_a_pull_whose_worker_died_is_taken_over_and_goes_on_from_the_last_stored
     assert set(ReportDay.objects.filter(server=linked.server).values_list("day", flat=True)) == {D2}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_pulls_storing_the_same_day_at_the_same_moment_wait_for_each_other(
+    linked: Linked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    seed_day(linked.keys, D1)
+    fetch = pulls.fetch_day
+    both_fetched = threading.Barrier(2, timeout=30)
+
+    def fetch_then_meet(*args: Any, **kwargs: Any) -> pulls.DayData:
+        data = fetch(*args, **kwargs)
+        both_fetched.wait()  # both store the day together
+        return data
+
+    monkeypatch.setattr(pulls, "fetch_day", fetch_then_meet)
+    ids = [pulls.create_pull(linked.server, D1, D1, PullTrigger.MANUAL, enqueue=False).pk for _ in range(2)]
+    outcomes: list[str] = []
+
+    def work(pull_id: int) -> None:
+        try:
+            outcomes.append(pulls.run_pull(pull_id))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(pull_id,)) for pull_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert outcomes == ["done", "done"]
+    once = snapshot(linked.server)
+    monkeypatch.setattr(pulls, "fetch_day", fetch)
+    run(linked.server, D1)
+    assert snapshot(linked.server) == once and once["breakdowns"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_given_the_same_pull_run_it_once(linked: Linked, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from django.db import connection
+
+    seed_day(linked.keys, D1)
+    pull = pulls.create_pull(linked.server, D1, D1, PullTrigger.MANUAL, enqueue=False)
+    start = threading.Barrier(2, timeout=30)
+    outcomes: list[str] = []
+
+    def work() -> None:
+        try:
+            start.wait()
+            outcomes.append(pulls.run_pull(pull.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(outcomes) == ["done", "skipped"]
+
+
 def test_the_tasks_hand_over_send_due_pulls_and_dispatch_the_nightly_runs(
     db: None, server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
