@@ -550,8 +550,6 @@ def _top_table(kind: str, dimension: str, keys: list[tuple[str, int]], drill: Ca
         "labels": [key[:60] or "(none)" for key, _ in keys],
         "datasets": [{"label": label, "data": [n for _, n in keys], "color": COLORS[kind]}],
     }
-    if not keys:
-        table.note = "Nothing reported for this range."
     return table
 
 

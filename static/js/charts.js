@@ -35,6 +35,7 @@
         borderColor: c,
         backgroundColor: spec.type === "bar" ? c : "transparent",
         borderWidth: 2,
+        maxBarThickness: 28,
         pointRadius: spec.labels.length > 45 ? 0 : 2,
         spanGaps: true,
         tension: 0.2
