@@ -256,7 +256,11 @@ def main() -> None:
             )
             expanded = time.perf_counter()
             engine.start(send, actor=None)
-            in_threads(concurrency, lambda i: engine.run_dispatcher(send.pk, time_budget=3600) and None)
+
+            def dispatch(_: int) -> None:
+                engine.run_dispatcher(send.pk, time_budget=3600)
+
+            in_threads(concurrency, dispatch)
             elapsed = time.perf_counter() - started
             peak = peak_rss_mb()
             send.refresh_from_db()
