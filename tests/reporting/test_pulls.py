@@ -702,3 +702,16 @@ def test_a_schedule_change_is_audited_with_before_and_after(db: None, server: Se
     entry = AuditLog.objects.get(action="reports.schedule")
     assert entry.before == {"nightly_enabled": True, "pull_hour": 2}
     assert entry.after == {"nightly_enabled": False, "pull_hour": 5}
+
+
+def test_beat_runs_the_dispatcher_and_the_sweep_and_their_entries_expire_before_the_next(settings: Any) -> None:
+    import reporting.pull_tasks  # noqa: F401 - registers the tasks
+    from config.celery import app
+
+    for name, task, every in (
+        ("reports-dispatch-nightly", "reporting.pull_tasks.dispatch_nightly_pulls", 300),
+        ("reports-sweep-pulls", "reporting.pull_tasks.sweep_pulls", 60),
+    ):
+        entry = settings.CELERY_BEAT_SCHEDULE[name]
+        assert entry["task"] == task and task in app.tasks
+        assert entry["schedule"] == every and entry["options"]["expires"] < every
