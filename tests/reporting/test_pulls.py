@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
@@ -380,6 +381,13 @@ def test_history_older_than_socketlabs_keeps_is_never_deleted_by_a_pull(db: None
 
     assert ReportDay.objects.get(server=server, day=old).total == 7
     assert not ReportPull.objects.exists()
+    # Nor does the nightly pruning of webhook data touch pulled figures.
+    from django.core.management import call_command
+
+    StreamScoreDay.objects.create(server=server, day=old, score=88, rating="Good")
+    call_command("prune_reporting", stdout=StringIO())
+    assert ReportDay.objects.filter(server=server, day=old).exists()
+    assert StreamScoreDay.objects.filter(server=server, day=old).exists()
 
 
 @pytest.mark.parametrize(
