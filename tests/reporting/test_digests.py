@@ -320,3 +320,9 @@ def test_a_new_subscriber_after_the_cutoff_gets_yesterdays_digest_with_the_next_
     assert digests.next_send(subscription, noon).overdue
     assert run_at(noon + timedelta(minutes=15)) == 1
     assert mail.outbox[0].subject.endswith("Tue 2026-11-24")
+
+
+def test_beat_runs_the_digest_task_every_quarter_hour(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["reports-send-digests"]
+    assert entry["task"] == digest_tasks.send_due_digests.name == "reporting.digest_tasks.send_due_digests"
+    assert entry["schedule"] == 900.0 and entry["options"]["expires"] < 900
