@@ -186,3 +186,29 @@ def test_a_send_discarded_while_its_audience_is_prepared_is_left_alone(
 
     assert audience.expand(send.pk) == "skipped"
     assert not SendRecipient.objects.filter(state=RecipientState.PENDING).exists()
+
+
+def test_the_job_is_queued_after_commit_and_runs_as_a_celery_task(
+    server: Server,
+    marketing: User,
+    template: Template,
+    customers: ContactList,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from sending import send_tasks
+
+    settings.SENDING_INLINE_AUDIENCE_ROWS = 3
+    delayed: list[int] = []
+    monkeypatch.setattr(send_tasks.expand_send_audience, "delay", delayed.append)
+    send = engine.create_send(server=server, actor=marketing, template=template, from_address="a@example.com")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert audience.prepare(send, kind="lists", list_ids=[customers.pk])
+        assert not delayed  # not before the draft is committed
+
+    assert delayed == [send.pk]
+    assert send_tasks.expand_send_audience.apply(args=(send.pk,)).get() == "ready"
+    send.refresh_from_db()
+    assert (send.total, send.skipped) == (5, 1)
