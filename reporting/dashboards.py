@@ -31,7 +31,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Count, Max, Sum
 
 from reporting.models import (
     EventDayTotal,
@@ -204,15 +204,21 @@ def day_cell(day: date) -> Cell:
 
 
 # --- queries --------------------------------------------------------------------------------------
-def report_days(
-    server_ids: Sequence[int], first: date, last: date
-) -> list[tuple[int, date, str, int, int | None, datetime]]:
-    """(server, day, kind, total, unique, pulled_at) rows: one query on the (server, day, kind) key."""
+def report_days(server_ids: Sequence[int], first: date, last: date) -> list[tuple[int, date, str, int, int | None]]:
+    """(server, day, kind, total, unique) rows: one query on the (server, day, kind) key."""
     return list(
         ReportDay.objects.filter(server_id__in=server_ids, day__gte=first, day__lte=last)
         .order_by()
-        .values_list("server_id", "day", "kind", "total", "unique", "pulled_at")
+        .values_list("server_id", "day", "kind", "total", "unique")
     )
+
+
+def pulled_stamp(server_ids: Sequence[int], first: date, last: date) -> tuple[int, datetime | None]:
+    """How many report days are stored for the range and when the latest was pulled: one small aggregate."""
+    figures = ReportDay.objects.filter(server_id__in=server_ids, day__gte=first, day__lte=last).aggregate(
+        n=Count("id"), stamp=Max("pulled_at")
+    )
+    return int(figures["n"] or 0), figures["stamp"]
 
 
 def top_keys(
@@ -346,20 +352,19 @@ def build(
     is cached, keyed by the page, servers, range and a fingerprint of the pulled days (how many
     rows, when last pulled). A pull rewrites a day's totals, breakdowns and StreamScore in one
     transaction and stamps `pulled_at`, so a new pull changes the key; a repeat view of the same
-    range then costs one query. The TTL only bounds how long an unused entry lingers.
+    range then costs one small aggregate query. The TTL only bounds how long an unused entry lingers.
     """
     if page not in PAGE_TABLES:
         raise ValueError(f"Unknown dashboard page {page!r}.")
-    rows = report_days(server_ids, first, last)
     key = ""
     if cache_scope:
-        stamp = max((row[5] for row in rows), default=None)
-        fingerprint = repr((page, cache_scope, sorted(server_ids), first, last, cross_server, len(rows), stamp))
+        stamp = pulled_stamp(server_ids, first, last)
+        fingerprint = repr((page, cache_scope, sorted(server_ids), first, last, cross_server, stamp))
         key = "reports:dashboard:v1:" + hashlib.sha256(fingerprint.encode()).hexdigest()
         cached = cache.get(key)
         if isinstance(cached, Dashboard):
             return cached
-    board = _build(page, server_ids, server_names, first, last, link, cross_server, rows)
+    board = _build(page, server_ids, server_names, first, last, link, cross_server)
     if key:
         cache.set(key, board, CACHE_SECONDS)
     return board
@@ -373,14 +378,14 @@ def _build(
     last: date,
     link: Linker,
     cross_server: bool,
-    rows: list[tuple[int, date, str, int, int | None, datetime]],
 ) -> Dashboard:
     days = days_between(first, last)
     by_day: dict[date, Figures] = {d: Figures() for d in days}
     by_server: dict[int, Figures] = {pk: Figures() for pk in server_ids}
     volume: dict[tuple[int, date], int] = defaultdict(int)
     totals = Figures()
-    for server_id, day, kind, total, unique, _pulled_at in rows:
+    rows = report_days(server_ids, first, last)
+    for server_id, day, kind, total, unique in rows:
         by_day[day].add(kind, total, unique)
         by_server[server_id].add(kind, total, unique)
         totals.add(kind, total, unique)
