@@ -9,6 +9,10 @@ automatically. Its recipients carry our own MessageId (`<prefix>-<recipient id>`
 so their fate can be reconciled from event webhooks or reports.
 
 Nothing here runs a task per recipient (shared/limits.md §4): a task dispatches batches in a loop.
+
+A send is a mail merge (bulk messages of 50 merge rows, 10 per request) unless it has Cc or Bcc:
+then it is a basic send, one message to all its recipients (To) plus Cc and Bcc, at most 50
+addresses in all and no per-recipient merge fields (global ones are filled in here).
 """
 
 from __future__ import annotations
