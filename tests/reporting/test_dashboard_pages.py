@@ -457,3 +457,18 @@ def test_the_cache_never_mixes_users_with_different_servers(
 ) -> None:
     assert as_user(site_admin).get(url("overview")).context["totals"].delivered == 9377
     assert as_user(viewer).get(url("overview")).context["totals"].delivered == 1600
+
+
+def test_cross_server_exports_and_links_keep_the_chosen_servers(
+    as_user: Callable[[User], Client], site_admin: User, server: Server, other_server: Server, data: None
+) -> None:
+    client = as_user(site_admin)
+    response = client.get(url("overview"), {"server": other_server.pk, "range": "7"})
+    html = body(response)
+    assert f"server={other_server.pk}&amp;table=volume" in html  # the export link keeps the choice
+    tiles = {t["label"]: t for t in response.context["tiles"]}
+    assert f"&server={other_server.pk}&type=delivered" in tiles["Delivered"]["href"]
+
+    rows = csv_rows(client.get(url("export"), {"table": "volume", "range": "7", "server": other_server.pk}))
+    assert sum(int(r[1]) for r in rows[1:]) == 7777
+    assert 'data-testid="table-volume"' in html
