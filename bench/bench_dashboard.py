@@ -19,6 +19,11 @@ What runs (all on 127.0.0.1, one scratch database `<DATABASE_URL name>_bench_das
    counts per day and type, top failure codes, reasons, domains and mailings, per-server totals)
    computed with GROUP BY over `reporting_event` for the same 90 days, `BASELINE_ROUNDS` times.
 
+Where the time goes (measured while writing this): the one top-keys query (sum per key over every
+breakdown row of the range, ranked) is about half of an uncached page and grows with the number of
+breakdown rows (servers × days × keys per day); a weekly rollup of `ReportBreakdown` would cut it ~7×
+for 90-day ranges. The rest is building ~3,000 table cells and the middleware.
+
 Prints:
   BENCH dashboard_p95 <ms> ms ratio=<dashboard p95 / naive p95> baseline=naive raw-event aggregation …
   BENCH dashboard_cached_p95 <ms> ms ratio=<…> baseline=naive raw-event aggregation …
