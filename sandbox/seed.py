@@ -9,6 +9,7 @@ key of the same name) only when it no longer works.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -121,4 +122,37 @@ def seed_demo_servers(owner: Any) -> list[str]:
                 lines.append(f"Mailroom server {mailroom}: kept; stored new keys for {', '.join(fresh)}.")
             else:
                 lines.append(f"Mailroom server {mailroom}: kept.")
+    return lines
+
+
+DEMO_HISTORY_DAYS = 14
+DEMO_MESSAGES_PER_DAY = 300
+
+
+def seed_demo_history(*, owner: Any, days: int = DEMO_HISTORY_DAYS, per_day: int = DEMO_MESSAGES_PER_DAY) -> list[str]:
+    """Two weeks of simulated traffic on demo servers that have none, and a back-fill pull of it.
+
+    The pulls are queued, not run: the worker fetches the reports from the sandbox once `make run`
+    has started the web process, so the Reports → Jobs page shows them progressing. Servers that
+    already have traffic or pulls are left alone, so a second seed changes nothing.
+    """
+    from reporting import pulls
+    from reporting.models import PullTrigger, ReportPull
+    from sandbox import simulation
+    from sandbox.models import SandboxEvent
+
+    lines: list[str] = []
+    api_url = sandbox_urls()["api_url"]
+    for spec in DEMO_SERVERS:
+        sandbox_server = SandboxServer.objects.filter(server_id=spec.server_id).first()
+        mailroom = Server.objects.filter(socketlabs_id=spec.server_id, api_url=api_url).first()
+        if sandbox_server is None or mailroom is None:
+            continue
+        if not SandboxEvent.objects.filter(server=sandbox_server).exists():
+            stats = simulation.generate_history(servers=[sandbox_server], days=days, per_day=per_day, seed=7)
+            lines.append(f"Sandbox server {sandbox_server}: simulated {stats.messages:,} messages over {days} days.")
+        if not ReportPull.objects.filter(server=mailroom).exists():
+            yesterday = pulls.utc_today() - timedelta(days=1)
+            pulls.create_pull(mailroom, yesterday - timedelta(days=days - 1), yesterday, PullTrigger.BACKFILL, owner)
+            lines.append(f"Mailroom server {mailroom}: queued a report back-fill of the last {days} days.")
     return lines

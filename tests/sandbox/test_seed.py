@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -115,3 +116,34 @@ def test_the_demo_seed_command_seeds_the_sandbox_too(settings: Settings, tmp_pat
     call_command("seed_demo", stdout=out)
     assert "Acme Transactional" in out.getvalue()
     assert Server.objects.count() == 3
+
+
+def test_the_demo_gets_two_weeks_of_traffic_and_a_queued_report_backfill_once(
+    site_admin: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    from datetime import timedelta
+
+    from reporting.models import PullStatus, PullTrigger, ReportPull
+    from reporting.pulls import utc_today
+    from sandbox.models import SandboxMessage
+    from sandbox.seed import seed_demo_history
+
+    seed_demo_servers(owner=site_admin)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        lines = seed_demo_history(owner=site_admin, days=3, per_day=5)
+
+    assert SandboxMessage.objects.count() == 3 * 3 * 5
+    pulls = list(ReportPull.objects.order_by("server__socketlabs_id"))
+    yesterday = utc_today() - timedelta(days=1)
+    assert [(p.server.socketlabs_id, p.first_day, p.last_day) for p in pulls] == [
+        (sid, yesterday - timedelta(days=2), yesterday) for sid in (10101, 10102, 10103)
+    ]
+    assert {(p.trigger, p.status, p.created_by) for p in pulls} == {
+        (PullTrigger.BACKFILL, PullStatus.QUEUED, site_admin)
+    }
+    assert len(queued) == 3  # each pull goes to the worker once the seed commits
+    assert len(lines) == 6
+
+    assert seed_demo_history(owner=site_admin, days=3, per_day=5) == []
+    assert SandboxMessage.objects.count() == 45
+    assert ReportPull.objects.count() == 3

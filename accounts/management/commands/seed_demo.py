@@ -30,10 +30,12 @@ class Command(BaseCommand):
         password = password_file.read_text().strip()
         if settings.SANDBOX_ENABLED:
             try:
-                from sandbox.seed import seed_demo_servers
+                from sandbox.seed import seed_demo_history, seed_demo_servers
             except ImportError:
                 pass
             else:
                 for line in seed_demo_servers(owner=user):
+                    self.stdout.write(line)
+                for line in seed_demo_history(owner=user):
                     self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"Demo login: {DEMO_EMAIL} / {password}"))
