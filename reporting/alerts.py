@@ -237,17 +237,47 @@ def describe(alert: Alert) -> AlertText:
     )
 
 
+@dataclass(frozen=True)
+class NoticeGroup:
+    """The open alerts of one server and kind, shown as one notice: the latest day and how many days."""
+
+    latest: Alert
+    days: int
+    first_day: date
+
+
+NOTICE_GROUPS_SHOWN = 8
+
+
+def notice_groups(alerts: Iterable[Alert]) -> list[NoticeGroup]:
+    """One notice per server and kind (a back-fill of a bad fortnight is one line, not fourteen),
+    newest day first, then server name."""
+    grouped: dict[tuple[int, str], list[Alert]] = {}
+    for alert in alerts:
+        grouped.setdefault((alert.server_id, alert.kind), []).append(alert)
+    groups = [
+        NoticeGroup(latest=max(items, key=lambda a: a.day), days=len(items), first_day=min(a.day for a in items))
+        for items in grouped.values()
+    ]
+    return sorted(groups, key=lambda g: (-g.latest.day.toordinal(), g.latest.server.name, g.latest.kind))
+
+
 def dismiss(*, alert: Alert, actor: Any, request: HttpRequest | None = None) -> bool:
-    """Hide an alert's notice for everyone; False when it was already dismissed."""
+    """Hide an alert's notice for everyone, with the open alerts of the same kind on earlier days
+    (its notice stood for all of them); False when it was already dismissed."""
     done = Alert.objects.filter(pk=alert.pk, dismissed_at__isnull=True).update(dismissed_at=timezone.now())
     if done:
+        earlier = Alert.objects.filter(
+            server_id=alert.server_id, kind=alert.kind, day__lt=alert.day, dismissed_at__isnull=True
+        ).update(dismissed_at=timezone.now())
         text = describe(alert)
+        also = f" (and {earlier} earlier day{'s' if earlier != 1 else ''})" if earlier else ""
         audit.record(
             action="reports.alert_dismissed",
             request=request,
             actor=actor,
             server=alert.server,
-            target=f"{text.label} on {alert.day}: {text.value} {text.comparison} {text.threshold}",
+            target=f"{text.label} on {alert.day}: {text.value} {text.comparison} {text.threshold}{also}",
         )
     alert.refresh_from_db(fields=["dismissed_at"])
     return bool(done)

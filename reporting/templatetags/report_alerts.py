@@ -8,7 +8,7 @@ from django import template
 
 from accounts.models import Membership
 from accounts.roles import Capability, role_allows
-from reporting.alerts import AlertText, describe
+from reporting.alerts import NOTICE_GROUPS_SHOWN, AlertText, NoticeGroup, describe, notice_groups
 from reporting.models import Alert
 
 register = template.Library()
@@ -39,3 +39,10 @@ def can_dismiss(alert: Alert, request: Any) -> bool:
         roles = dict(Membership.objects.filter(user=user).values_list("server_id", "role"))
         request._report_alert_roles = roles
     return may_dismiss(roles.get(alert.server_id))
+
+
+@register.filter
+def grouped_notices(alerts: Any) -> dict[str, Any]:
+    """The notices to show (one per server and kind, at most a few) and how many more there are."""
+    groups: list[NoticeGroup] = notice_groups(alerts or [])
+    return {"shown": groups[:NOTICE_GROUPS_SHOWN], "more": max(0, len(groups) - NOTICE_GROUPS_SHOWN)}
