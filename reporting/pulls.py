@@ -33,7 +33,7 @@ from datetime import time as dtime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -48,12 +48,14 @@ from reporting.models import (
     PullStatus,
     PullTrigger,
     ReportBreakdown,
+    ReportBreakdownWeek,
     ReportDay,
     ReportDimension,
     ReportKind,
     ReportPull,
     ReportSettings,
     StreamScoreDay,
+    week_start,
 )
 from sending.errors import explain
 
@@ -189,7 +191,7 @@ def _score_of_day(score: socketlabs.StreamScore, day: date, data: DayData) -> tu
 
 
 def store_day(server: Server, day: date, data: DayData) -> None:
-    """Replace the server's rows for this day with `data`, in one transaction."""
+    """Replace the server's rows for this day with `data`, and recompute its week rollup, in one transaction."""
     now = timezone.now()
     settings_for(server)
     with transaction.atomic():
@@ -215,12 +217,36 @@ def store_day(server: Server, day: date, data: DayData) -> None:
             ],
             batch_size=2000,
         )
+        roll_up_weeks(server.pk, [day])
         if data.streamscore is None:
             StreamScoreDay.objects.filter(server=server, day=day).delete()
         else:
             score, rating = data.streamscore
             StreamScoreDay.objects.update_or_create(
                 server=server, day=day, defaults={"score": score, "rating": rating[:10], "pulled_at": now}
+            )
+
+
+def roll_up_weeks(server_id: int, days: Iterable[date]) -> None:
+    """Recompute the server's `ReportBreakdownWeek` rows of the weeks these days fall in from the day rows.
+
+    Run inside the transaction that changed the day rows. Every kind and dimension of the week is
+    summed again from `ReportBreakdown` (at most seven days of one server), so the week rows equal the
+    day rows' sums however often a day is pulled and whatever changed. Portable SQL, the week's
+    Monday computed here (PostgreSQL and SQLite).
+    """
+    week = connection.ops.quote_name(ReportBreakdownWeek._meta.db_table)
+    breakdown = connection.ops.quote_name(ReportBreakdown._meta.db_table)
+    key, count = connection.ops.quote_name("key"), connection.ops.quote_name("count")
+    with connection.cursor() as cursor:
+        for monday in sorted({week_start(d) for d in days}):
+            cursor.execute(f"DELETE FROM {week} WHERE server_id = %s AND week_start = %s", [server_id, monday])
+            cursor.execute(
+                f"INSERT INTO {week} (server_id, week_start, kind, dimension, {key}, {count})"
+                f" SELECT server_id, %s, kind, dimension, {key}, SUM({count}) FROM {breakdown}"
+                " WHERE server_id = %s AND day >= %s AND day <= %s"
+                f" GROUP BY server_id, kind, dimension, {key}",
+                [monday, server_id, monday, monday + timedelta(days=6)],
             )
 
 

@@ -17,6 +17,7 @@ from accounts.models import Membership, Server, User
 from accounts.roles import Role
 from reporting.dashboard_forms import utc_today
 from reporting.models import Event, EventDayTotal, ReportBreakdown, ReportDay, StreamScoreDay
+from reporting.pulls import roll_up_weeks
 from tests.e2e.conftest import (  # noqa: F401 - fixtures shared with the browser suite
     BrowserProblems,
     base_url,
@@ -56,6 +57,7 @@ def test_dashboard_range_chart_drill_down_and_export(
     ReportBreakdown.objects.create(
         server=server, day=today, kind="failed", dimension="failure_code", key="5001", count=20
     )
+    roll_up_weeks(server.pk, [today])  # as the pull that stores the day does
     noon = datetime(today.year, today.month, today.day, 0, 30, tzinfo=UTC)
     Event.objects.create(
         server=server, type="failed", occurred_at=noon, address="=bad@example.net", failure_code=5001, reason="full"

@@ -11,6 +11,7 @@ from accounts.models import Server
 from reporting import dashboards
 from reporting.dashboard_forms import RangeForm, range_form
 from reporting.models import Event, EventDayTotal, ReportBreakdown, ReportDay, StreamScoreDay
+from reporting.pulls import roll_up_weeks
 
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
@@ -23,8 +24,10 @@ def report(server: Server, day: date, **kinds: int | tuple[int, int | None]) -> 
 
 
 def breakdown(server: Server, day: date, kind: str, dimension: str, **counts: int) -> None:
+    """Day rows as a pull stores them: the server's week rows are recomputed after them."""
     for key, count in counts.items():
         ReportBreakdown.objects.create(server=server, day=day, kind=kind, dimension=dimension, key=key, count=count)
+    roll_up_weeks(server.pk, [day])
 
 
 def event(server: Server, type_: str, when: datetime, address: str = "a@example.net", **extra: Any) -> Event:
