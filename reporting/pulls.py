@@ -24,6 +24,7 @@ keeps cannot be pulled (refused with a message), so old rows are never overwritt
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -134,6 +135,19 @@ def _key(value: object) -> str:
     return "" if value is None else str(value)[:KEY_LENGTH]
 
 
+# A bounce text usually names the recipient ("550 5.1.1 <bob@example.net>: User unknown"); with the
+# address in it every failure would be its own reason. Addresses become "<address>" so equal texts add up.
+_ADDRESS_IN_TEXT = re.compile(r"<?[^\s<>@\"']+@[^\s<>\"']+>?")
+
+
+def reason_key(reason: object) -> str:
+    """The failure reason as a breakdown key: addresses replaced, spaces collapsed, cut to the key length."""
+    if reason is None:
+        return ""
+    text = _ADDRESS_IN_TEXT.sub("<address>", str(reason))
+    return " ".join(text.split())[:KEY_LENGTH]
+
+
 def fetch_day(
     client: socketlabs.SocketLabsClient, day: date, *, heartbeat: Callable[[], None] | None = None
 ) -> DayData:
@@ -159,7 +173,7 @@ def fetch_day(
         reports.iter_list("failed", start_date=day, end_date=day, page_size=LIST_PAGE_SIZE), 1
     ):
         codes[_key(event.failure_code)] += 1
-        reasons[_key(event.reason)] += 1
+        reasons[reason_key(event.reason)] += 1
         if index % LIST_PAGE_SIZE == 0:
             beat()
     data.breakdowns[(ReportKind.FAILED, ReportDimension.FAILURE_CODE)] = codes
