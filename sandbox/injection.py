@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import re
@@ -16,16 +17,18 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from sandbox import simulation
 from sandbox.models import (
     Permission,
+    SandboxAccount,
     SandboxApiKey,
+    SandboxMessage,
     SandboxRequestLog,
     SandboxServer,
     SandboxSuppression,
@@ -109,11 +112,18 @@ def fold_keys(value: Any) -> Any:
     One pass over the tree is cheaper than case-insensitive lookups for a 10,000-row merge; values
     (addresses, merge field names, header names) keep their spelling.
     """
+    # Most values of a merge request are strings: the type is tested here rather than in a call for each.
     if isinstance(value, dict):
-        return {str(k).casefold(): fold_keys(v) for k, v in value.items()}
+        return {
+            (k if type(k) is str else str(k)).casefold(): fold_keys(v) if isinstance(v, _CONTAINERS) else v
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [fold_keys(item) for item in value]
+        return [fold_keys(item) if isinstance(item, _CONTAINERS) else item for item in value]
     return value
+
+
+_CONTAINERS = (dict, list)  # a tuple: `isinstance` with `dict | list` costs more per value
 
 
 # --- addresses ----------------------------------------------------------------------------
@@ -211,11 +221,22 @@ class MergeData:
 
 
 def _merge_fields(value: Any) -> dict[str, str]:
+    """`[{Field, Value}]` as {folded name: value}; the rules of `_pairs`, inlined (it runs for every row)."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        raise MessageError("InvalidMergeData")
     fields: dict[str, str] = {}
-    for name, val in _pairs(value, "field", "value", code="InvalidMergeData"):
-        if not name.strip() or not isinstance(val, str):
+    for item in value:
+        if not isinstance(item, dict):
             raise MessageError("InvalidMergeData")
-        fields[name.strip().casefold()] = val
+        name, val = item.get("field"), item.get("value")
+        if not isinstance(name, str) or not isinstance(val, str | None):
+            raise MessageError("InvalidMergeData")
+        name = name.strip()
+        if not name:
+            raise MessageError("InvalidMergeData")
+        fields[name.casefold()] = val or ""
     return fields
 
 
@@ -245,6 +266,35 @@ def substitute(text: str, values: dict[str, str]) -> str:
     if "%%" not in text:
         return text
     return TOKEN.sub(lambda m: values.get(m.group(1).casefold(), ""), text)
+
+
+class Template:
+    """A text split once at its `%%Field%%` tokens, so each merge row only fills the gaps.
+
+    `render(values)` equals `substitute(text, values)`: the same matches (`TOKEN.split` finds
+    what `TOKEN.sub` replaces), names folded once here instead of once per row.
+    """
+
+    __slots__ = ("text", "literals", "names", "constant")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts = TOKEN.split(text) if "%%" in text else [text]
+        self.literals = parts[0::2]
+        self.names = [name.casefold() for name in parts[1::2]]
+        self.constant = not self.names
+
+    def render(self, values: dict[str, str]) -> str:
+        if self.constant:
+            return self.text
+        literals, get = self.literals, values.get
+        if len(literals) == 2:  # the usual single token
+            return literals[0] + get(self.names[0], "") + literals[1]
+        out = [literals[0]]
+        for name, literal in zip(self.names, literals[1:], strict=True):
+            out.append(get(name, ""))
+            out.append(literal)
+        return "".join(out)
 
 
 # --- one message --------------------------------------------------------------------------
@@ -397,39 +447,49 @@ def _expand(raw: Any, ctx: RequestContext, plan: MessagePlan) -> None:  # noqa: 
     ]
     stored_metadata = [{"key": k, "value": v} for k, v in metadata]
 
+    # Every text is split at its tokens once per message; each row then only fills the gaps.
+    from_email, from_name = Template(sender.email), Template(sender.name)
+    recipient_templates: list[tuple[str, Template, Template, str]] = [
+        (kind, Template(address.email), Template(address.name), address.email)
+        for kind, addresses in (("to", to), ("cc", cc), ("bcc", bcc))
+        for address in addresses
+    ]
+    reply_template = Template(reply_to.email) if reply_to and reply_to.email else None
+    subject_t, text_t, html_t, amp_t = Template(subject), Template(text_body), Template(html_body), Template(amp_body)
+    header_templates = [(Template(n), Template(v)) for n, v in headers]
+    message_id_t, mailing_id_t = Template(message_id), Template(mailing_id)
+    global_values = merge.global_values
+    server_pk, client, created_on = ctx.server.pk, ctx.client[:120], ctx.now
+
     rows = merge.rows or [{}]
     for row_index, row in enumerate(rows):
-        values = {**merge.global_values, **row} if row else merge.global_values
-
-        def sub(text: str, values: dict[str, str] = values) -> str:
-            return substitute(text, values)
-
-        row_from = Address(sub(sender.email).strip(), sub(sender.name).strip())
+        # Only read below, so a row (or the globals) serves as is when the other side is empty.
+        values = ({**global_values, **row} if global_values else row) if row else global_values
+        row_from_email = from_email.render(values).strip()
         recipients: dict[str, list[dict[str, str]]] = {"to": [], "cc": [], "bcc": []}
         row_failures: list[dict[str, Any]] = []
-        for kind, addresses in (("to", to), ("cc", cc), ("bcc", bcc)):
-            for address in addresses:
-                email = sub(address.email).strip()
-                if is_valid_address(email):
-                    recipients[kind].append({"emailAddress": email, "friendlyName": sub(address.name).strip()})
-                else:
-                    row_failures.append(_failed(email or address.email, "InvalidAddress"))
-        if not is_valid_address(row_from.email):
+        for kind, email_t, name_t, original in recipient_templates:
+            email = email_t.render(values).strip()
+            if is_valid_address(email):
+                recipients[kind].append({"emailAddress": email, "friendlyName": name_t.render(values).strip()})
+            else:
+                row_failures.append(_failed(email or original, "InvalidAddress"))
+        if not is_valid_address(row_from_email):
             # A merged From that does not resolve fails the whole row, reported per recipient.
             row_failures.extend(
                 _failed(r["emailAddress"], "InvalidFrom") for kind in recipients for r in recipients[kind]
             )
             recipients = {"to": [], "cc": [], "bcc": []}
         plan.address_results.extend(row_failures)
-        if not any(recipients.values()):
+        if not (recipients["to"] or recipients["cc"] or recipients["bcc"]):
             continue
         row_reply = ""
-        if reply_to and reply_to.email:
-            candidate = sub(reply_to.email).strip()
+        if reply_template is not None:
+            candidate = reply_template.render(values).strip()
             row_reply = candidate if is_valid_address(candidate) else ""
-        row_subject = sub(subject)
-        row_text, row_html, row_amp = sub(text_body), sub(html_body), sub(amp_body)
-        row_headers = [{"name": sub(n), "value": sub(v)} for n, v in headers]
+        row_subject = subject_t.render(values)
+        row_text, row_html, row_amp = text_t.render(values), html_t.render(values), amp_t.render(values)
+        row_headers = [{"name": n.render(values), "value": v.render(values)} for n, v in header_templates]
         size = (
             len(row_subject.encode())
             + len(row_text.encode())
@@ -440,14 +500,14 @@ def _expand(raw: Any, ctx: RequestContext, plan: MessagePlan) -> None:  # noqa: 
         )
         plan.outbound.append(
             Outbound(
-                server_id=ctx.server.pk,
+                server_id=server_pk,
                 transaction_receipt=ctx.receipt,
                 message_index=plan.index,
                 row_index=row_index,
-                message_id=sub(message_id)[:255],
-                mailing_id=sub(mailing_id)[:255],
-                from_address=row_from.email,
-                from_name=row_from.name[:255],
+                message_id=message_id_t.render(values)[:255],
+                mailing_id=mailing_id_t.render(values)[:255],
+                from_address=row_from_email,
+                from_name=from_name.render(values).strip()[:255],
                 reply_to=row_reply,
                 to=recipients["to"],
                 cc=recipients["cc"],
@@ -462,8 +522,8 @@ def _expand(raw: Any, ctx: RequestContext, plan: MessagePlan) -> None:  # noqa: 
                 tags=tags,
                 attachments=stored_attachments,
                 size=size,
-                client=ctx.client[:120],
-                created_on=ctx.now,
+                client=client,
+                created_on=created_on,
             )
         )
 
@@ -493,13 +553,78 @@ def authenticate(server_id: int, *, bearer: str, body_key: str) -> tuple[Sandbox
     candidates = [k for k in (bearer.strip(), body_key.strip()) if k]
     if not candidates:
         return None, None
-    keys = SandboxApiKey.objects.select_related("server__account").filter(
-        server__server_id=server_id, key_hash__in=[key_hash(k) for k in candidates]
-    )
-    for key in keys:
+    for key in keys_with_server(server_id, [key_hash(k) for k in candidates]):
         if Permission.INJECTION in (key.permissions or []):
             return key.server, key
     return None, None
+
+
+_KEY_MODELS: tuple[type[models.Model], ...] = (SandboxApiKey, SandboxServer, SandboxAccount)
+
+
+def keys_with_server(server_id: int, hashes: list[str]) -> list[SandboxApiKey]:
+    """The keys of `server_id` with one of `hashes`, oldest first, each with its server and account loaded.
+
+    On PostgreSQL this is `select_related("server__account")` written out once: for a one-row answer
+    the ORM spent longer compiling the query on every request than the database took to run it.
+    """
+    if connection.vendor != "postgresql":
+        return list(
+            SandboxApiKey.objects.select_related("server__account").filter(
+                server__server_id=server_id, key_hash__in=hashes
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_keys_sql(len(hashes)), [server_id, *hashes])
+        rows = cursor.fetchall()
+    server_field = SandboxApiKey._meta.get_field("server")
+    account_field = SandboxServer._meta.get_field("account")
+    found = []
+    for row in rows:
+        key, server, account = _instances(row)
+        account_field.set_cached_value(server, account)
+        server_field.set_cached_value(key, server)
+        found.append(cast(SandboxApiKey, key))
+    return found
+
+
+@functools.cache
+def _keys_sql(count: int) -> str:
+    quote = connection.ops.quote_name
+    key_meta, server_meta, account_meta = (m._meta for m in _KEY_MODELS)
+    k, s, a = (quote(meta.db_table) for meta in (key_meta, server_meta, account_meta))
+    columns = ", ".join(
+        f"{table}.{quote(str(f.column))}"
+        for table, meta in ((k, key_meta), (s, server_meta), (a, account_meta))
+        for f in meta.concrete_fields
+    )
+
+    def column(meta: Any, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"SELECT {columns} FROM {k} "
+        f"INNER JOIN {s} ON ({k}.{column(key_meta, 'server')} = {s}.{column(server_meta, 'id')}) "
+        f"INNER JOIN {a} ON ({s}.{column(server_meta, 'account')} = {a}.{column(account_meta, 'id')}) "
+        f"WHERE {s}.{column(server_meta, 'server_id')} = %s "
+        f"AND {k}.{column(key_meta, 'key_hash')} IN ({', '.join(['%s'] * count)}) "
+        f"ORDER BY {k}.{column(key_meta, 'created_on')} ASC, {k}.{column(key_meta, 'id')} ASC"
+    )
+
+
+def _instances(row: tuple[Any, ...]) -> list[models.Model]:
+    """One instance per model of `_KEY_MODELS` from a row of `_keys_sql`, built as the ORM builds them."""
+    instances = []
+    start = 0
+    for model in _KEY_MODELS:
+        fields = model._meta.concrete_fields
+        values = list(row[start : start + len(fields)])
+        start += len(fields)
+        for i, f in enumerate(fields):
+            for convert in f.get_db_converters(connection):
+                values[i] = convert(values[i], f.cached_col, connection)
+        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    return instances
 
 
 def _touch_key(key: SandboxApiKey, now: datetime) -> None:
@@ -603,17 +728,36 @@ def store(
     addresses = {a.casefold() for m in outbound for a in recipients_of(m)}
     # No savepoint: inside the view's transaction a failure here fails the whole request anyway.
     with transaction.atomic(savepoint=False):
-        suppressed = set(
-            SandboxSuppression.objects.filter(server=server, email_address__in=addresses).values_list(
-                "email_address", flat=True
-            )
-        )
-        simulation.store_outbound(outbound)
+        ids, suppressed = reserve_and_check(server, len(outbound), addresses)
+        simulation.store_outbound(outbound, ids=ids)
         events = simulation.plan_events(server=server, messages=outbound, now=now, suppressed=suppressed)
         simulation.store_events(events)
         if on_commit is not None:
             transaction.on_commit(on_commit)
     return len(events)
+
+
+def reserve_and_check(server: SandboxServer, count: int, addresses: set[str]) -> tuple[list[int], set[str]]:
+    """Ids for `count` new messages and which of `addresses` the server suppresses, in one round trip.
+
+    The suppression test is exact, as `email_address__in`; the ids come from the table's sequence in
+    the order `simulation.reserve_ids` draws them. Call inside a transaction.
+    """
+    if connection.vendor != "postgresql":
+        ids = simulation.reserve_ids(SandboxMessage, count)
+        suppressed = SandboxSuppression.objects.filter(server=server, email_address__in=addresses)
+        return ids, set(suppressed.values_list("email_address", flat=True))
+    quote, meta = connection.ops.quote_name, SandboxSuppression._meta
+    table, server_column = quote(meta.db_table), quote(meta.get_field("server").column)
+    # The addresses go as one array parameter, not an `IN` list the driver would have to bind one by one.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)), "
+            f"ARRAY(SELECT email_address FROM {table} WHERE {server_column} = %s AND email_address = ANY(%s))",
+            [SandboxMessage._meta.db_table, count, server.pk, list(addresses)],
+        )
+        ids, suppressed = cursor.fetchone()
+    return list(ids), set(suppressed)
 
 
 def log_request(*, outcome: InjectionOutcome, method: str, path: str, now: datetime | None = None) -> None:

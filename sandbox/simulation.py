@@ -228,8 +228,10 @@ def plan_events(
     tracking = timedelta(seconds=server.tracking_delay_seconds)
     planned: list[PlannedEvent] = []
     server_pk = server.pk
+    rng = random.Random()
+    delivered: dict[str, dict[str, Any]] = {}
     for message in messages:
-        rng = random.Random(server.seed + (message.pk or 0))
+        rng.seed(server.seed + (message.pk or 0))  # as `random.Random(seed)`, without a new generator each time
         url = ""
         for address in recipients(message):
             kind = outcome_for(address, server=server, suppressed=suppressed, rng=rng)
@@ -246,6 +248,9 @@ def plan_events(
                 rng=rng,
                 url=url or "https://example.com/",
             ):
+                if event_type == EventType.DELIVERED:
+                    # Equal for every address of a domain: share one dict, so storing encodes it once.
+                    payload = delivered.setdefault(payload["RemoteMta"], payload)
                 planned.append(
                     PlannedEvent(
                         server_pk, message.pk, event_type, address, message.message_id, message.mailing_id,
@@ -294,19 +299,48 @@ OUTBOUND_COLUMNS = [f.name for f in fields(Outbound) if f.name != "pk"]
 OUTBOUND_JSON = {"to", "cc", "bcc", "custom_headers", "metadata", "tags", "attachments"}
 
 
-def store_outbound(messages: list[Outbound]) -> None:
-    """Give the messages ids and insert them (call inside a transaction)."""
-    for message, pk in zip(messages, reserve_ids(SandboxMessage, len(messages)), strict=True):
+class _JsonMemo:
+    """`json.dumps` for values stored by many rows: an empty list, or one object shared by every
+    merge row of a message (metadata, tags, attachments), is encoded once.
+
+    Keyed by identity, so it must not outlive the values it has seen (one `store_*` call).
+    """
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, value: Any) -> str:
+        if not value and type(value) is list:
+            return "[]"
+        if not value and type(value) is dict:
+            return "{}"
+        hit = self.seen.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = json.dumps(value)
+        self.seen[id(value)] = (value, text)
+        return text
+
+
+def store_outbound(messages: list[Outbound], *, ids: list[int] | None = None) -> None:
+    """Give the messages ids (reserved here unless given) and insert them (call inside a transaction)."""
+    if ids is None:
+        ids = reserve_ids(SandboxMessage, len(messages))
+    for message, pk in zip(messages, ids, strict=True):
         message.pk = pk
+    dumps = _JsonMemo()
     getters = [
-        (lambda m, n=name: json.dumps(getattr(m, n))) if name in OUTBOUND_JSON else attrgetter(name)
+        (lambda m, n=name: dumps(getattr(m, n))) if name in OUTBOUND_JSON else attrgetter(name)
         for name in OUTBOUND_COLUMNS
     ]
     copy_rows(SandboxMessage, ["id", *OUTBOUND_COLUMNS], ([m.pk, *[g(m) for g in getters]] for m in messages))
 
 
 def store_events(events: list[PlannedEvent]) -> None:
-    copy_rows(SandboxEvent, EVENT_COLUMNS, ([*e[:8], json.dumps(e.payload)] for e in events))
+    dumps = _JsonMemo()  # `Queued` payloads are empty; `plan_events` shares one `Delivered` payload per domain
+    copy_rows(SandboxEvent, EVENT_COLUMNS, ([*e[:8], dumps(e.payload)] for e in events))
 
 
 def suppression_reason(event_type: str, payload: dict[str, Any]) -> str | None:
