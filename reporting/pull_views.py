@@ -137,7 +137,7 @@ def pull_retry(request: AuthedRequest, server_id: int, pull_id: int) -> HttpResp
 def jobs_all(request: AuthedRequest) -> HttpResponse:
     servers = list(Server.objects.for_user(request.user))
     items = list(pulls.pulls_for(servers)[:LISTED])
-    admin_of = {s.pk for s in servers if access.user_can(request.user, s, ADMIN)}
+    admin_of = access.servers_allowing(request.user, servers, ADMIN)
     for pull in items:
         pull.can_retry = pull.server_id in admin_of  # type: ignore[attr-defined]
         pull.eta = pulls.eta_seconds(pull)  # type: ignore[attr-defined]

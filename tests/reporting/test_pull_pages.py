@@ -273,6 +273,30 @@ def test_the_jobs_pages_cost_the_same_queries_for_one_pull_or_twenty(
     assert counts[:2] == counts[2:]
 
 
+def test_the_cross_server_jobs_page_costs_the_same_queries_for_two_servers_or_twelve(
+    as_user: AsUser, ops: User, server: Server, other_server: Server
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_user(ops)
+    Membership.objects.create(user=ops, server=other_server, role=Role.ADMIN)
+    make_pull(server, PullStatus.FAILED)
+    make_pull(other_server, PullStatus.FAILED)
+    client.get(reverse("all_reports:jobs"))  # warms the session
+    counts = []
+    for extra in (0, 10):
+        for n in range(extra):
+            more = Server.objects.create(name=f"More-{n}", socketlabs_id=40000 + n, api_key="k")
+            Membership.objects.create(user=ops, server=more, role=Role.ADMIN if n % 2 else Role.OPS)
+            make_pull(more, PullStatus.FAILED)
+        with CaptureQueriesContext(connection) as queries:
+            html = client.get(reverse("all_reports:jobs")).content.decode()
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert html.count(">Retry</button>") == 1 + 5  # Admin on the other server and on every second new one
+
+
 # --- schedule ---------------------------------------------------------------------------------------------------
 def test_the_schedule_shows_the_time_zone_and_the_next_run_to_everyone(
     as_user: AsUser, viewer: User, server: Server
