@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from typing import Any, ClassVar
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
@@ -153,6 +153,14 @@ class Server(models.Model):
     @property
     def effective_marketing_url(self) -> str:
         return self.marketing_url or settings.SOCKETLABS_MARKETING_URL
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The server's time zone; UTC when the stored name is unknown to this machine."""
+        try:
+            return ZoneInfo(self.time_zone or "UTC")
+        except (KeyError, ValueError):
+            return ZoneInfo("UTC")
 
     def role_for(self, user: Any) -> str | None:
         if not getattr(user, "is_authenticated", False) or not user.is_active:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
@@ -29,14 +28,6 @@ def with_latest_streamscore(servers: QuerySet[Server]) -> QuerySet[Server]:
     )
 
 
-def local_today(server: Server, now: datetime) -> date:
-    try:
-        zone = ZoneInfo(server.time_zone or "UTC")
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date()
-
-
 @dataclass
 class Glance:
     alerts: list[Alert] = field(default_factory=list)
@@ -49,7 +40,7 @@ def annotate(servers: list[Server], now: datetime | None = None) -> Glance:
     moment = now or timezone.now()
     by_day: dict[date, list[int]] = {}
     for server in servers:
-        server.glance_today_day = local_today(server, moment)  # type: ignore[attr-defined]
+        server.glance_today_day = moment.astimezone(server.zone).date()  # type: ignore[attr-defined]
         by_day.setdefault(server.glance_today_day, []).append(server.pk)  # type: ignore[attr-defined]
     volume: dict[int, int] = {}
     if by_day:

@@ -182,7 +182,7 @@ def schedule(request: AuthedRequest, server_id: int) -> HttpResponse:
             "can_edit": access.user_can(request.user, server, ADMIN),
             "next_run": next_run,
             "due_now": next_run is not None and next_run <= now,
-            "server_now": now.astimezone(pulls.zone_of(server.time_zone)),
+            "server_now": now.astimezone(server.zone),
             "last_nightly": last_nightly,
             "backfill_days": pulls.NIGHTLY_BACKFILL_DAYS,
         },

@@ -517,15 +517,6 @@ def due_pull_ids(*, now: datetime | None = None, limit: int = 100) -> list[int]:
 
 
 # --- nightly ----------------------------------------------------------------------------------------------
-def zone_of(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        return UTC
-
-
 def nightly_range(server: Server, *, now: datetime) -> tuple[date, date]:
     """The last complete UTC day, back to the first day no finished pull covers since the last good one."""
     today = utc_today(now)
@@ -566,7 +557,7 @@ def dispatch_nightly(now: datetime | None = None) -> list[ReportPull]:
         report_settings = settings_for(server)
         if not report_settings.nightly_enabled:
             continue
-        local = now.astimezone(zone_of(server.time_zone))
+        local = now.astimezone(server.zone)
         if local.hour < report_settings.pull_hour:
             continue
         if ReportPull.objects.filter(server=server, nightly_for=local.date()).exists():
@@ -591,7 +582,7 @@ def next_nightly_run(
     if not report_settings.nightly_enabled or not server.api_key:
         return None
     now = now or timezone.now()
-    zone = zone_of(server.time_zone)
+    zone = server.zone
     local = now.astimezone(zone)
     ran_today = ReportPull.objects.filter(server=server, nightly_for=local.date()).exists()
     day = local.date() + timedelta(days=1) if ran_today else local.date()

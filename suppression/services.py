@@ -700,24 +700,15 @@ def due_for_nightly_sync(*, now: datetime | None = None) -> list[Server]:
     states = {s.server_id: s for s in MirrorState.objects.all()}
     for server in Server.objects.exclude(api_key=""):
         state = states.get(server.pk)
-        local_now = now.astimezone(_zone(server.time_zone))
+        local_now = now.astimezone(server.zone)
         if local_now.hour < hour:
             continue
         if state is not None and state.sync_in_progress:
             continue
         last = state.last_synced_at if state else None
-        if last is None or last.astimezone(_zone(server.time_zone)).date() < local_now.date():
+        if last is None or last.astimezone(server.zone).date() < local_now.date():
             due.append(server)
     return due
-
-
-def _zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    try:
-        return ZoneInfo(name)
-    except (KeyError, ValueError):
-        return UTC
 
 
 def dispatch_nightly_syncs(*, now: datetime | None = None) -> int:
