@@ -13,7 +13,7 @@ from urllib.parse import quote_plus, urlencode
 
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
@@ -138,14 +138,6 @@ def table_body(table: dashboards.Table) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308 - every piece of text above is escaped
 
 
-def _jobs_url(scope: Scope) -> str:
-    # The pulls and their jobs page are built beside these pages; link to them once the name exists.
-    try:
-        return scope.url("jobs")
-    except NoReverseMatch:
-        return ""
-
-
 def _base_context(request: AuthedRequest, scope: Scope, form: RangeForm, day_range: DayRange) -> dict[str, Any]:
     range_query = day_range.query()
     return {
@@ -155,7 +147,7 @@ def _base_context(request: AuthedRequest, scope: Scope, form: RangeForm, day_ran
         "range_form": form,
         "day_range": day_range,
         "range_query": urlencode({**range_query, **scope.query()}, doseq=True),
-        "jobs_url": _jobs_url(scope),
+        "jobs_url": scope.url("jobs"),
         "export_url": scope.url("export"),
         "events_url": scope.url("events"),
         "events_export_url": scope.url("events_export"),
