@@ -10,8 +10,6 @@ before `sent_at` leaves the row for the next run to finish.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Membership, Server
+from common.csvio import stream_csv
 from reporting.alerts import describe
 from reporting.models import (
     Alert,
@@ -214,44 +213,42 @@ def _rate(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+DIGEST_CSV_HEADER = (
+    "day",
+    "delivered",
+    "failed",
+    "complaints",
+    "opens",
+    "clicks",
+    "unsubscribes",
+    "failure_rate_percent",
+    "complaint_rate_percent",
+    "streamscore",
+    "data",
+)
+
+
+def _csv_row(row: DayFigures) -> list[object]:
+    if not row.pulled:
+        return [row.day.isoformat(), "", "", "", "", "", "", "", "", row.score or "", "missing"]
+    return [
+        row.day.isoformat(),
+        row.delivered,
+        row.failed,
+        row.complaints,
+        row.opens,
+        row.clicks,
+        row.unsubscribes,
+        _rate(row.failure_rate),
+        _rate(row.complaint_rate),
+        "" if row.score is None else row.score,
+        "pulled",
+    ]
+
+
 def digest_csv(digest: Digest) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "day",
-            "delivered",
-            "failed",
-            "complaints",
-            "opens",
-            "clicks",
-            "unsubscribes",
-            "failure_rate_percent",
-            "complaint_rate_percent",
-            "streamscore",
-            "data",
-        ]
-    )
-    for row in digest.days:
-        if not row.pulled:
-            writer.writerow([row.day.isoformat(), "", "", "", "", "", "", "", "", row.score or "", "missing"])
-            continue
-        writer.writerow(
-            [
-                row.day.isoformat(),
-                row.delivered,
-                row.failed,
-                row.complaints,
-                row.opens,
-                row.clicks,
-                row.unsubscribes,
-                _rate(row.failure_rate),
-                _rate(row.complaint_rate),
-                "" if row.score is None else row.score,
-                "pulled",
-            ]
-        )
-    return out.getvalue()
+    """The per-day figures as CSV (the digest's attachment), written like every other export."""
+    return "".join(stream_csv(DIGEST_CSV_HEADER, (_csv_row(row) for row in digest.days)))
 
 
 def digest_message(digest: Digest, email: str, *, preview: bool = False) -> Any:
